@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Regenerate fixtures/ from the public CloudTrail samples.
+
+Usage: python3 scripts/make-fixtures.py [--samples ../shared/cloudtrail-samples]
+
+Writes Lambda event files ({"awslogs":{"data": base64(gzip(envelope))}}), the copy of
+the shared record corpus the tests read, the broken envelopes the CLI tests use, and
+fixtures/README.md, which lists every file with the source and licence of its records.
+The output is deterministic: gzip mtime 0, ids and timestamps derived from the records.
+"""
+
+import argparse
+import base64
+import collections
+import datetime
+import gzip
+import json
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "fixtures")
+BATCH_LIMIT = 1_048_576  # CloudWatch Logs: sum of (message bytes + 26) per batch
+EVENT_OVERHEAD = 26
+LICENCES = {
+    "opensearch-catalog": ("opensearch-project/opensearch-catalog", "Apache-2.0"),
+    "panther-analysis": ("panther-labs/panther-analysis", "Apache-2.0"),
+    "streamalert": ("airbnb/streamalert", "Apache-2.0"),
+    "awsdocs": ("awsdocs/* (AWS documentation examples)", "MIT-0"),
+    "cwl-samples": ("shared cwl-samples (synthetic padding around an awsdocs record)", "MIT-0"),
+    "hand-made": ("written for this project", "Apache-2.0"),
+}
+FALLBACK_MS = 1_700_000_000_000
+
+
+def minify(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def source_repo(path):
+    first = path.split("/", 1)[0]
+    return "awsdocs" if first.startswith("awsdocs-") else first
+
+
+def attribute(samples, lines):
+    """Map each corpus line to the sample file it came from (by canonical JSON)."""
+    canon = {json.dumps(json.loads(l), sort_keys=True): i for i, l in enumerate(lines)}
+    found = {}
+
+    def walk(obj, path):
+        if isinstance(obj, dict):
+            i = canon.get(json.dumps(obj, sort_keys=True))
+            if i is not None:
+                found.setdefault(i, path)
+            for v in obj.values():
+                walk(v, path)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, path)
+        elif isinstance(obj, str) and obj.lstrip().startswith("{"):
+            try:
+                walk(json.loads(obj), path)
+            except ValueError:
+                pass
+
+    texts = {}
+    for root, _, files in sorted(os.walk(samples)):
+        for name in sorted(files):
+            path = os.path.relpath(os.path.join(root, name), samples)
+            if path == "records.ndjson" or path.endswith(".md") or path.startswith("cwl-samples"):
+                continue
+            with open(os.path.join(samples, path), encoding="utf-8") as f:
+                text = f.read()
+            texts[path] = text
+            try:
+                walk(json.loads(text), path)
+            except ValueError:
+                for line in text.splitlines():
+                    try:
+                        walk(json.loads(line), path)
+                    except ValueError:
+                        pass
+    # A few records differ from their source by re-serialisation; find them by eventID.
+    for i, line in enumerate(lines):
+        if i in found:
+            continue
+        rec = json.loads(line)
+        key = rec.get("eventID") or rec.get("requestID") or ""
+        for path, text in texts.items():
+            if key and key in text:
+                found[i] = path
+                break
+        else:
+            sys.exit(f"cannot attribute corpus line {i + 1} to a source file")
+    return found
+
+
+def event_time_ms(rec):
+    t = rec.get("eventTime")
+    if isinstance(t, str):
+        for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+            try:
+                d = datetime.datetime.strptime(t, fmt).replace(tzinfo=datetime.timezone.utc)
+                return int(d.timestamp() * 1000)
+            except ValueError:
+                pass
+    return FALLBACK_MS
+
+
+class Fixtures:
+    def __init__(self):
+        self.rows = []
+        self.serial = 0
+
+    def event(self, name, what, messages, sources, owner="111122223333",
+              group="aws-cloudtrail-logs-111122223333-3ad2f6c1", stream=None,
+              message_type="DATA_MESSAGE", policy_level=None, timestamps=None):
+        """messages: list of str; sources: list of source keys, one per message."""
+        self.serial += 1
+        log_events = []
+        for n, msg in enumerate(messages):
+            ts = timestamps[n] if timestamps else FALLBACK_MS
+            log_events.append({
+                "id": f"36{self.serial:06d}{n:048d}",
+                "timestamp": ts,
+                "message": msg,
+            })
+        envelope = {
+            "messageType": message_type,
+            "owner": owner,
+            "logGroup": group,
+            "logStream": stream or f"{owner}_CloudTrail_us-east-1",
+            "subscriptionFilters": ["cwl-indexer"],
+        }
+        if policy_level:
+            envelope["policyLevel"] = policy_level
+        envelope["logEvents"] = log_events
+        raw = minify(envelope).encode()
+        data = base64.b64encode(gzip.compress(raw, mtime=0)).decode()
+        with open(os.path.join(OUT, name), "w") as f:
+            json.dump({"awslogs": {"data": data}}, f)
+            f.write("\n")
+        batch = sum(len(m.encode()) + EVENT_OVERHEAD for m in messages)
+        self.rows.append((name, what, len(messages), batch, collections.Counter(sources)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", default=os.path.join(ROOT, "..", "shared", "cloudtrail-samples"))
+    args = parser.parse_args()
+    samples = os.path.abspath(args.samples)
+    with open(os.path.join(samples, "records.ndjson"), encoding="utf-8") as f:
+        lines = [l.rstrip("\n") for l in f if l.strip()]
+    origin = attribute(samples, lines)
+    recs = [json.loads(l) for l in lines]
+    src = [source_repo(origin[i]) for i in range(len(lines))]
+
+    os.makedirs(os.path.join(OUT, "broken"), exist_ok=True)
+    for name in os.listdir(OUT):
+        if name.endswith(".json"):
+            os.remove(os.path.join(OUT, name))
+    shutil.copyfile(os.path.join(samples, "records.ndjson"), os.path.join(OUT, "cloudtrail-records.ndjson"))
+    with open(os.path.join(OUT, "cloudtrail-records.sources.tsv"), "w") as f:
+        f.write("line\tsource_file\tlicence\n")
+        for i in range(len(lines)):
+            f.write(f"{i + 1}\t{origin[i]}\t{LICENCES[src[i]][1]}\n")
+
+    fx = Fixtures()
+
+    def pick(pred, limit=None):
+        idx = [i for i, r in enumerate(recs) if pred(r)]
+        return idx[:limit] if limit else idx
+
+    def by_stream(name, what, idx, **kw):
+        kw.setdefault("timestamps", [event_time_ms(recs[i]) for i in idx])
+        fx.event(name, what, [lines[i] for i in idx], [src[i] for i in idx], **kw)
+
+    def ident(r):
+        u = r.get("userIdentity")
+        return u if isinstance(u, dict) else {}
+
+    def login(result):
+        return lambda r: r.get("eventName") == "ConsoleLogin" and isinstance(r.get("responseElements"), dict) \
+            and r["responseElements"].get("ConsoleLogin") == result
+
+    by_stream("console-login-success.json", "ConsoleLogin records with responseElements.ConsoleLogin = Success",
+              pick(login("Success")))
+    by_stream("console-login-failure.json", "ConsoleLogin records with responseElements.ConsoleLogin = Failure",
+              pick(login("Failure")))
+    by_stream("root-activity.json", "records with userIdentity.type = Root", pick(lambda r: ident(r).get("type") == "Root"))
+    by_stream("assume-role.json", "AssumeRole, AssumeRoleWithSAML and AssumeRoleWithWebIdentity calls",
+              pick(lambda r: str(r.get("eventName", "")).startswith("AssumeRole")))
+    by_stream("access-denied.json", "calls refused with AccessDenied or (Client.)UnauthorizedOperation",
+              pick(lambda r: r.get("errorCode") in ("AccessDenied", "UnauthorizedOperation", "Client.UnauthorizedOperation")))
+    by_stream("insights.json", "CloudTrail Insights records (no userIdentity, no eventName)",
+              pick(lambda r: r.get("eventType") == "AwsCloudTrailInsight"))
+    by_stream("vpc-endpoint.json", "records made through a VPC endpoint (vpcEndpointId), first 100",
+              pick(lambda r: "vpcEndpointId" in r, 100), owner="347283850106",
+              group="aws-cloudtrail-logs-347283850106", stream="347283850106_CloudTrail_eu-west-1")
+
+    large = []
+    for name in ("synthetic-runinstances-33KB.json", "synthetic-runinstances-250KB.json"):
+        with open(os.path.join(samples, "cwl-samples", name), encoding="utf-8") as f:
+            large.append(minify(json.loads(f.read())))
+    fx.event("runinstances-large.json",
+             "two padded RunInstances records: 32,826 B (over Lucene's 32,766 B term limit) and 255,836 B (just under CloudWatch's 256 KB event cap)",
+             large, ["cwl-samples"] * 2, owner="111122223333", stream="111122223333_CloudTrail_us-west-2",
+             timestamps=[event_time_ms(json.loads(m)) for m in large])
+
+    # Several accounts and regions, as one stream per (account, region) like a multi-region
+    # trail; the last one uses an organization trail's stream name.
+    pairs = collections.Counter((r.get("recipientAccountId"), r.get("awsRegion")) for r in recs)
+    chosen = [p for p, _ in pairs.most_common() if isinstance(p[0], str) and len(p[0]) == 12
+              and isinstance(p[1], str) and p[1] != "..." and p[0] != "347283850106"][:4]
+    for n, (account, region) in enumerate(chosen):
+        idx = pick(lambda r, a=account, g=region: r.get("recipientAccountId") == a and r.get("awsRegion") == g, 40)
+        org = n == len(chosen) - 1
+        stream = f"o-exampleorgid_{account}_CloudTrail_{region}" if org else f"{account}_CloudTrail_{region}"
+        by_stream(f"multi-region-{account}-{region}.json",
+                  f"first 40 records of account {account} in {region}" + (" (organization-trail stream name)" if org else ""),
+                  idx, owner="111111111111" if org else account,
+                  group="aws-cloudtrail-logs-org" if org else f"aws-cloudtrail-logs-{account}", stream=stream)
+
+    fx.event("control-message.json", "a CONTROL_MESSAGE: CloudWatch Logs checking the destination; indexes nothing",
+             ["CWL CONTROL MESSAGE: Checking health of destination Lambda function."], ["hand-made"],
+             owner="CloudwatchLogs", group="", stream="", message_type="CONTROL_MESSAGE")
+
+    with open(os.path.join(samples, "cwl-samples", "decoded-account-level-policy.json"), encoding="utf-8") as f:
+        alp = json.load(f)
+    fx.event("account-level-policy.json", "a batch delivered by an account-level subscription policy (policyLevel)",
+             [e["message"] for e in alp["logEvents"]], ["awsdocs"] * len(alp["logEvents"]),
+             owner=alp["owner"], group=alp["logGroup"], stream=alp["logStream"], policy_level="ACCOUNT_LEVEL_POLICY",
+             timestamps=[e["timestamp"] for e in alp["logEvents"]])
+
+    text = [
+        "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK",
+        "2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK",
+        "START RequestId: 8f5a0c1e-1f2b-4c3d-9e8f-0a1b2c3d4e5f Version: $LATEST",
+        "plain text with \"quotes\", a tab\tand unicode: ünïcødé ✓",
+        '{"level":"info","msg":"application JSON, not CloudTrail","eventName":7}',
+        "[1,2,3]",
+        "",
+    ]
+    fx.event("plain-text.json", "non-CloudTrail lines: VPC flow logs, Lambda text, other JSON, an empty message",
+             text, ["hand-made"] * len(text), owner="123456789010", group="/aws/vpc/flow-logs", stream="eni-1235b8ca123456789-all")
+
+    deep = '{"eventVersion":"1.08","eventID":"deep","requestParameters":' + "[" * 10_000 + "]" * 10_000 + "}"
+    bad = [
+        '{"eventVersion":"1.08","eventName":"BadEscape","eventID":"bad-escape","x":"\\uZZZZ"}',
+        '{"eventVersion":"1.08","eventName":"LoneSurrogate","eventID":"lone-surrogate","x":"\\ud800"}',
+        '{"eventVersion":"1.08","eventName":"Truncated","eventID":"trunc',
+        deep,
+        '{"eventVersion":"1.08","eventName":"DuplicateKey","eventName":"LastWins","eventID":"dup-key","recipientAccountId":"111122223333","eventTime":"2024-02-29T23:59:59Z"}',
+        '{"eventVersion":"1.08","eventName":"OddTime","eventID":"odd-time","recipientAccountId":"111122223333","eventTime":"2014-03-06T21: 22: 54Z"}',
+        '{"eventVersion":"1.08","eventName":"Collision","eventID":"collision","recipientAccountId":"111122223333","@timestamp":"not ours"}',
+    ]
+    fx.event("unparseable.json",
+             "records that fail to parse (bad escape, lone surrogate, truncated, 10,000-deep nesting) and odd ones that must still index (duplicate key, unparseable eventTime, a colliding @timestamp)",
+             bad, ["hand-made"] * len(bad))
+
+    # All distinct shared records, in CloudWatch-sized batches; the first batch is filled
+    # exactly up to the 1,048,576-byte limit.
+    batches, cur, size = [], [], 0
+    for i, line in enumerate(lines):
+        cost = len(line.encode()) + EVENT_OVERHEAD
+        if cur and size + cost > BATCH_LIMIT:
+            batches.append(cur)
+            cur, size = [], 0
+        cur.append(i)
+        size += cost
+    batches.append(cur)
+    for n, idx in enumerate(batches, 1):
+        by_stream(f"all-records-{n}.json", f"shared corpus lines {idx[0] + 1}-{idx[-1] + 1}, a CloudWatch batch"
+                  + (" at the 1,048,576-byte limit" if n == 1 else ""), idx,
+                  owner="111122223333", stream="111122223333_CloudTrail_us-east-1")
+    # The batch limit exactly: the first batch, topped up with one text line of the size left.
+    first = sum(len(lines[i].encode()) + EVENT_OVERHEAD for i in batches[0])
+    assert first + len(lines[batches[1][0]].encode()) + EVENT_OVERHEAD > BATCH_LIMIT
+    filler = "padding to CloudWatch's batch limit "
+    filler += "." * (BATCH_LIMIT - first - EVENT_OVERHEAD - len(filler))
+    idx = batches[0]
+    fx.event("batch-limit.json", f"the records of all-records-1.json plus one text line of padding: exactly "
+             f"{BATCH_LIMIT:,} batch bytes, CloudWatch's limit", [lines[i] for i in idx] + [filler],
+             [src[i] for i in idx] + ["hand-made"], timestamps=[event_time_ms(recs[i]) for i in idx] + [FALLBACK_MS],
+             stream="111122223333_CloudTrail_us-east-1")
+    assert fx.rows[-1][3] == BATCH_LIMIT
+
+    write_broken(os.path.join(OUT, "broken"))
+    write_readme(fx.rows, collections.Counter(src))
+
+
+def write_broken(path):
+    good = gzip.compress(b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s",'
+                         b'"subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":1,"message":"m"}]}', mtime=0)
+    cases = {
+        "bad-base64.json": {"awslogs": {"data": "H4sI!!!not base64!!!"}},
+        "not-gzip.json": {"awslogs": {"data": base64.b64encode(b'{"messageType":"DATA_MESSAGE"}').decode()}},
+        "truncated-gzip.json": {"awslogs": {"data": base64.b64encode(good[: len(good) // 2]).decode()}},
+        "not-an-envelope.json": {"awslogs": {"data": base64.b64encode(gzip.compress(b'{"hello":"world"}', mtime=0)).decode()}},
+        "gzip-bomb.json": {"awslogs": {"data": base64.b64encode(gzip.compress(b"{" + b" " * (64 << 20), 9, mtime=0)).decode()}},
+        "not-a-lambda-event.json": {"Records": []},
+    }
+    for name, body in cases.items():
+        with open(os.path.join(path, name), "w") as f:
+            json.dump(body, f)
+            f.write("\n")
+
+
+def write_readme(rows, corpus_sources):
+    out = [
+        "# Fixtures",
+        "",
+        "Generated by `python3 scripts/make-fixtures.py` from `../shared/cloudtrail-samples/` (see its SOURCES.md);",
+        "do not edit by hand. Each `*.json` is a Lambda event, `{\"awslogs\":{\"data\": base64(gzip(envelope))}}`,",
+        "the file `sam local invoke -e` and `cwl-indexer replay` take. `cwl-indexer decode FILE` prints the envelope.",
+        "Envelope fields (owner, log group and stream, event ids) are invented; log event timestamps are the",
+        "records' `eventTime` where it parses. Batch bytes count as CloudWatch Logs counts: message bytes + 26.",
+        "",
+        "| file | what it holds | events | batch bytes | records from (licence) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, what, n, batch, sources in rows:
+        src = ", ".join(f"{LICENCES[k][0]} ×{v} ({LICENCES[k][1]})" for k, v in sorted(sources.items()))
+        out.append(f"| `{name}` | {what} | {n} | {batch:,} | {src} |")
+    out += [
+        "",
+        "## The record corpus",
+        "",
+        "`cloudtrail-records.ndjson` is a verbatim copy of the shared `records.ndjson`: 1,557 distinct public CloudTrail",
+        "records, one per line. `cloudtrail-records.sources.tsv` names the source file and licence of every line.",
+        "By repository: " + ", ".join(f"{LICENCES[k][0]} ×{v} ({LICENCES[k][1]})" for k, v in sorted(corpus_sources.items())) + ".",
+        "",
+        "Commits of the sources: opensearch-project/opensearch-catalog 429e6294dd63c11ea1707b4d8997804b1e1e0f68,",
+        "panther-labs/panther-analysis daa10c888566839e9918dfba1cd652743781e5fe; the others are listed in the shared",
+        "SOURCES.md. Apache-2.0 sources are redistributed under their licence; MIT-0 needs no attribution but gets it.",
+        "",
+        "## Broken envelopes (`broken/`)",
+        "",
+        "Hand-made, for the CLI's error tests: `bad-base64.json`, `not-gzip.json`, `truncated-gzip.json`,",
+        "`not-an-envelope.json`, `gzip-bomb.json` (64 MiB of spaces in a 64 KiB gzip, refused by the",
+        "decompressed-size cap) and `not-a-lambda-event.json`. Each must make `cwl-indexer replay` exit non-zero",
+        "with one line on stderr.",
+        "",
+    ]
+    with open(os.path.join(OUT, "README.md"), "w") as f:
+        f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+//! Stage 3: one log event becomes one bulk item: the `create` action line (daily index,
+//! deterministic `_id`) and the document line, written straight into the body buffer.
+
+use std::io::Write as _;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
+
+use crate::config::{Config, RawMessage};
+use crate::envelope::LogEvent;
+use crate::record::{self, Message, Record};
+
+/// The fields this indexer adds, named as the console-generated "LogsToElasticsearch"
+/// function named them so that existing `cwl-*` dashboards keep working.
+pub const ADDED_FIELDS: [&str; 7] = [
+    "@id",
+    "@timestamp",
+    "@owner",
+    "@log_group",
+    "@log_stream",
+    "@message",
+    "@parse_error",
+];
+
+/// `_id`s longer than this are refused by OpenSearch; such a record falls back to the
+/// log event id.
+const MAX_ID_BYTES: usize = 512;
+
+/// What kind of document an item holds, for counters and the dead-letter path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocKind {
+    /// A CloudTrail record, fields at the top level.
+    CloudTrail,
+    /// JSON that is not CloudTrail, kept as `@message`.
+    OtherJson,
+    /// Plain text, kept as `@message`.
+    Text,
+    /// A record that failed to parse, kept as `@message` with `@parse_error`.
+    Invalid,
+}
+
+impl DocKind {
+    /// A stable lower-case name for logs and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CloudTrail => "cloudtrail",
+            Self::OtherJson => "other_json",
+            Self::Text => "text",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// The envelope fields every document of a batch carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// `@owner`.
+    pub owner: &'a str,
+    /// `@log_group`.
+    pub log_group: &'a str,
+    /// `@log_stream`.
+    pub log_stream: &'a str,
+}
+
+/// Appends the action line and the document line for `event` to `out`.
+pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event: &LogEvent<'_>) -> DocKind {
+    let message = record::classify(&event.message);
+    let (kind, record) = match &message {
+        Message::CloudTrail(r) => (DocKind::CloudTrail, Some(r)),
+        Message::OtherJson => (DocKind::OtherJson, None),
+        Message::Text => (DocKind::Text, None),
+        Message::Invalid(_) => (DocKind::Invalid, None),
+    };
+    let time = record
+        .and_then(|r| r.event_time.as_deref())
+        .and_then(parse_event_time)
+        .unwrap_or_else(|| millis_to_time(event.timestamp));
+
+    // Action line. `create`, not `index`: a redelivered event finds its `_id` taken and
+    // is answered 409 instead of being rewritten.
+    out.extend_from_slice(br#"{"create":{"_index":""#);
+    write_index_name(out, &config.index_prefix, &time);
+    out.extend_from_slice(br#"","_id":""#);
+    match record.and_then(cloudtrail_id) {
+        Some((account, id)) => {
+            if let Some(account) = account {
+                write_escaped(out, account);
+                out.push(b':');
+            }
+            write_escaped(out, id);
+        }
+        None => write_escaped(out, &event.id),
+    }
+    out.extend_from_slice(b"\"}}\n");
+
+    // Document line.
+    out.extend_from_slice(br#"{"@id":"#);
+    write_json_str(out, &event.id);
+    out.extend_from_slice(br#","@timestamp":""#);
+    write_timestamp(out, &time);
+    out.extend_from_slice(br#"","@owner":"#);
+    write_json_str(out, origin.owner);
+    out.extend_from_slice(br#","@log_group":"#);
+    write_json_str(out, origin.log_group);
+    out.extend_from_slice(br#","@log_stream":"#);
+    write_json_str(out, origin.log_stream);
+    if kind != DocKind::CloudTrail || config.raw_message == RawMessage::Always {
+        out.extend_from_slice(br#","@message":"#);
+        write_json_str(out, &event.message);
+    }
+    if let Message::Invalid(e) = &message {
+        out.extend_from_slice(br#","@parse_error":"#);
+        write_json_str(out, &e.to_string());
+    }
+    if let Some(record) = record {
+        for (key, value) in &record.fields {
+            out.push(b',');
+            // A record's own key that collides with one of ours is kept, with a leading
+            // underscore, rather than producing a duplicate key OpenSearch would reject.
+            if ADDED_FIELDS.contains(&key.as_ref()) {
+                out.extend_from_slice(b"\"_");
+                write_escaped(out, key);
+                out.push(b'"');
+            } else {
+                write_json_str(out, key);
+            }
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+    out.extend_from_slice(b"}\n");
+    kind
+}
+
+/// The `(recipientAccountId, eventID)` a CloudTrail record's `_id` is made of: the same
+/// event gets the same `_id` whichever trail, batch or back-fill delivers it.
+fn cloudtrail_id<'r>(record: &'r Record<'_>) -> Option<(Option<&'r str>, &'r str)> {
+    let id = record.event_id.as_deref().filter(|id| !id.is_empty())?;
+    let account = record.recipient_account_id.as_deref().filter(|a| !a.is_empty());
+    let len = account.map_or(0, |a| a.len() + 1) + id.len();
+    (len <= MAX_ID_BYTES).then_some((account, id))
+}
+
+/// Parses `eventTime` as UTC. Accepts RFC 3339 (`2024-01-02T03:04:05Z`, with fractions or
+/// an offset), and the offset-less `2024-01-02 03:04:05[.fff]` that re-exported records
+/// use. Years outside 1000..=9999 are refused so every index name has a four-digit year.
+pub fn parse_event_time(s: &str) -> Option<DateTime<Utc>> {
+    let time = fast_event_time(s.as_bytes())
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)))
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                .map(|t| t.and_utc())
+        })?;
+    (1000..=9999).contains(&time.year()).then_some(time)
+}
+
+/// CloudTrail's own form, `YYYY-MM-DDTHH:MM:SSZ`, without going through a format parser.
+fn fast_event_time(b: &[u8]) -> Option<DateTime<Utc>> {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    Some(date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?.and_utc())
+}
+
+/// A log event timestamp as a time; out-of-range values become the epoch, deterministically,
+/// so a redelivery still lands on the same index.
+fn millis_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms)
+        .filter(|t| (1000..=9999).contains(&t.year()))
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// `<prefix>-YYYY.MM.DD` of `time` in UTC.
+pub fn write_index_name(out: &mut Vec<u8>, prefix: &str, time: &DateTime<Utc>) {
+    out.extend_from_slice(prefix.as_bytes());
+    // Infallible: writing to a Vec cannot fail.
+    let _ = write!(out, "-{:04}.{:02}.{:02}", time.year(), time.month(), time.day());
+}
+
+/// The daily index name of `time`, as a String (for tests and tools, not the hot path).
+pub fn index_name(prefix: &str, time: &DateTime<Utc>) -> String {
+    let mut out = Vec::new();
+    write_index_name(&mut out, prefix, time);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form JavaScript's `toISOString()` gives, which the
+/// console function wrote and OpenSearch's default date format reads.
+fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.timestamp_subsec_millis().min(999)
+    );
+}
+
+/// Writes `s` as a JSON string, quotes included.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    write_escaped(out, s);
+    out.push(b'"');
+}
+
+/// Writes the JSON escape of `s`, without quotes. Copies runs of plain bytes at once.
+pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::borrow::Cow;
+
+    const ORIGIN: Origin<'static> = Origin {
+        owner: "111122223333",
+        log_group: "CloudTrail/logs",
+        log_stream: "111122223333_CloudTrail_eu-west-1",
+    };
+
+    fn event(message: &str, timestamp: i64) -> LogEvent<'_> {
+        LogEvent {
+            id: Cow::Borrowed("36000000000000000000000000000000000000000000000000000001"),
+            timestamp,
+            message: Cow::Borrowed(message),
+        }
+    }
+
+    /// Writes one item and returns (action, document) parsed back.
+    fn item(config: &Config, message: &str, timestamp: i64) -> (DocKind, Value, Value) {
+        let mut out = Vec::new();
+        let kind = write_item(&mut out, config, &ORIGIN, &event(message, timestamp));
+        let text = std::str::from_utf8(&out).unwrap();
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        (
+            kind,
+            serde_json::from_str(lines[0]).unwrap(),
+            serde_json::from_str(lines[1]).unwrap(),
+        )
+    }
+
+    const LOGIN: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root"},"eventTime":"2024-03-01T23:59:59Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","responseElements":{"ConsoleLogin":"Failure"},"eventID":"3fcfb182-98f8-4744-bd45-10a395ab61cb","recipientAccountId":"111122223333"}"#;
+
+    #[test]
+    fn cloudtrail_record_becomes_a_document_with_top_level_fields() {
+        // Delivered five minutes after midnight: lands in the day it happened.
+        let (kind, action, doc) = item(&Config::default(), LOGIN, 1_709_337_900_000);
+        assert_eq!(kind, DocKind::CloudTrail);
+        assert_eq!(
+            action,
+            json!({"create": {"_index": "cwl-2024.03.01", "_id": "111122223333:3fcfb182-98f8-4744-bd45-10a395ab61cb"}})
+        );
+        assert_eq!(doc["@timestamp"], "2024-03-01T23:59:59.000Z");
+        assert_eq!(doc["@id"], "36000000000000000000000000000000000000000000000000000001");
+        assert_eq!(doc["@owner"], "111122223333");
+        assert_eq!(doc["@log_group"], "CloudTrail/logs");
+        assert_eq!(doc["@log_stream"], "111122223333_CloudTrail_eu-west-1");
+        assert_eq!(doc["eventName"], "ConsoleLogin");
+        assert_eq!(doc["responseElements"]["ConsoleLogin"], "Failure");
+        assert_eq!(doc["userIdentity"]["type"], "Root");
+        assert!(doc.get("@message").is_none(), "auto keeps no raw copy of CloudTrail");
+        let mut expected: Value = serde_json::from_str(LOGIN).unwrap();
+        let mut got = doc.clone();
+        for f in ADDED_FIELDS {
+            got.as_object_mut().unwrap().remove(f);
+        }
+        expected.as_object_mut().unwrap().sort_keys();
+        got.as_object_mut().unwrap().sort_keys();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn raw_message_always_keeps_the_message() {
+        let config = Config {
+            raw_message: RawMessage::Always,
+            ..Config::default()
+        };
+        let (_, _, doc) = item(&config, LOGIN, 0);
+        assert_eq!(doc["@message"], LOGIN);
+    }
+
+    #[test]
+    fn index_prefix_is_configurable() {
+        let config = Config {
+            index_prefix: "audit".into(),
+            ..Config::default()
+        };
+        let (_, action, _) = item(&config, LOGIN, 0);
+        assert_eq!(action["create"]["_index"], "audit-2024.03.01");
+    }
+
+    #[test]
+    fn unparseable_event_time_falls_back_to_the_log_event_timestamp() {
+        let msg = r#"{"eventVersion":"1.0","eventTime":"2014-03-06T21: 22: 54Z","eventID":"x"}"#;
+        let (_, action, doc) = item(&Config::default(), msg, 1_394_140_974_123);
+        assert_eq!(doc["@timestamp"], "2014-03-06T21:22:54.123Z");
+        assert_eq!(action["create"]["_index"], "cwl-2014.03.06");
+        assert_eq!(action["create"]["_id"], "x", "no recipientAccountId: the eventID alone");
+        assert_eq!(
+            doc["eventTime"], "2014-03-06T21: 22: 54Z",
+            "the field itself is untouched"
+        );
+    }
+
+    #[test]
+    fn records_without_event_id_use_the_log_event_id() {
+        let msg = r#"{"eventVersion":"1.07","eventTime":"2020-01-01T00:00:00Z","recipientAccountId":"1","eventType":"AwsCloudTrailInsight"}"#;
+        let (_, action, _) = item(&Config::default(), msg, 0);
+        assert_eq!(
+            action["create"]["_id"],
+            "36000000000000000000000000000000000000000000000000000001"
+        );
+    }
+
+    #[test]
+    fn overlong_ids_use_the_log_event_id() {
+        let msg = format!(
+            r#"{{"eventVersion":"1","eventID":"{}","recipientAccountId":"1"}}"#,
+            "e".repeat(600)
+        );
+        let (_, action, _) = item(&Config::default(), &msg, 0);
+        assert_eq!(
+            action["create"]["_id"],
+            "36000000000000000000000000000000000000000000000000000001"
+        );
+    }
+
+    #[test]
+    fn plain_text_and_other_json_keep_the_raw_message_only() {
+        for (msg, kind) in [
+            (
+                "2 123456789010 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 1620000000 1620000060 ACCEPT OK",
+                DocKind::Text,
+            ),
+            (r#"{"level":"info","eventName":7}"#, DocKind::OtherJson),
+        ] {
+            let (got, action, doc) = item(&Config::default(), msg, 1_620_000_000_000);
+            assert_eq!(got, kind);
+            assert_eq!(doc["@message"], msg);
+            assert_eq!(doc.as_object().unwrap().len(), 6, "{doc}");
+            assert_eq!(action["create"]["_index"], "cwl-2021.05.03");
+        }
+    }
+
+    #[test]
+    fn invalid_records_keep_the_raw_message_and_say_why() {
+        let msg = r#"{"eventVersion":"1.08","eventName":"x\ud800"}"#;
+        let (kind, _, doc) = item(&Config::default(), msg, 0);
+        assert_eq!(kind, DocKind::Invalid);
+        assert_eq!(doc["@message"], msg);
+        assert!(doc["@parse_error"].as_str().unwrap().contains("escape"), "{doc}");
+    }
+
+    #[test]
+    fn colliding_keys_are_kept_with_an_underscore() {
+        let msg = r#"{"eventVersion":"1","@timestamp":"yesterday","@message":1}"#;
+        let (_, _, doc) = item(&Config::default(), msg, 0);
+        assert_eq!(doc["@timestamp"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(doc["_@timestamp"], "yesterday");
+        assert_eq!(doc["_@message"], 1);
+    }
+
+    #[test]
+    fn escaping_round_trips() {
+        for s in [
+            "",
+            "plain",
+            "quote\" back\\slash",
+            "ctl\u{0}\u{1f}\n\r\t\u{8}\u{c}",
+            "ünïcødé \u{2028} 🦀",
+        ] {
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn event_times_in_the_odd_forms_of_the_samples() {
+        for (input, expected) in [
+            ("2024-01-02T03:04:05Z", Some("2024-01-02T03:04:05.000Z")),
+            ("2024-01-02T03:04:05.678Z", Some("2024-01-02T03:04:05.678Z")),
+            ("2024-01-02T05:04:05+02:00", Some("2024-01-02T03:04:05.000Z")),
+            ("2022-12-11 19:42:55", Some("2022-12-11T19:42:55.000Z")),
+            ("2025-01-20 16:52:14.000000000", Some("2025-01-20T16:52:14.000Z")),
+            ("2024-01-01 00:00:00.000", Some("2024-01-01T00:00:00.000Z")),
+            ("2014-03-06T21: 22: 54Z", None),
+            ("2024-02-30T00:00:00Z", None),
+            ("0999-01-01T00:00:00Z", None),
+            ("...", None),
+            ("", None),
+        ] {
+            let got = parse_event_time(input).map(|t| {
+                let mut out = Vec::new();
+                write_timestamp(&mut out, &t);
+                String::from_utf8(out).unwrap()
+            });
+            assert_eq!(got.as_deref(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_log_timestamps_land_on_the_epoch() {
+        assert_eq!(millis_to_time(i64::MAX), DateTime::UNIX_EPOCH);
+        assert_eq!(millis_to_time(-62_000_000_000_000), DateTime::UNIX_EPOCH);
+        assert_eq!(index_name("cwl", &millis_to_time(1_700_000_000_000)), "cwl-2023.11.14");
+    }
+}

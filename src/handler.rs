@@ -1,0 +1,283 @@
+//! The handler: the only module that knows Lambda's types. It runs the stages in order
+//! (decode, classify and map, encode) and hands each bulk chunk to a [`Sink`].
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::bulk::{BulkChunk, BulkEncoder};
+use crate::config::Config;
+use crate::document::DocKind;
+use crate::envelope::{self, Envelope, EnvelopeError, MessageType};
+
+/// The event CloudWatch Logs sends to a subscribed Lambda function.
+///
+/// `aws_lambda_events::cloudwatch_logs::LogsEvent` decodes `data` inside its own
+/// `Deserialize` with no decompressed-size cap, so we take the base64 text as it is and
+/// decode it through [`envelope::decode_payload`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CloudWatchLogsEvent {
+    /// The subscription payload.
+    pub awslogs: AwsLogs,
+}
+
+/// `awslogs` of a [`CloudWatchLogsEvent`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AwsLogs {
+    /// `base64(gzip(envelope JSON))`.
+    pub data: String,
+}
+
+/// Where bulk chunks go: OpenSearch, stdout for a dry run, or nowhere.
+pub trait Sink {
+    /// Why a chunk could not be delivered; fails the invocation so Lambda retries it.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Delivers one chunk whose items come from `envelope`'s log events.
+    fn send(&mut self, chunk: &BulkChunk, envelope: &Envelope<'_>) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The payload is not a usable envelope.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The sink could not deliver a chunk.
+    #[error("delivery failed: {0}")]
+    Sink(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Self {
+            error_type: match e {
+                HandlerError::Envelope(_) => "EnvelopeError",
+                HandlerError::Sink(_) => "DeliveryError",
+            }
+            .to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What one invocation did, logged as one line and returned as the Lambda response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// `DATA_MESSAGE` or `CONTROL_MESSAGE`.
+    pub message_type: String,
+    /// Log events in the envelope.
+    pub events_in: usize,
+    /// Documents built from CloudTrail records.
+    pub cloudtrail: usize,
+    /// Documents built from other JSON.
+    pub other_json: usize,
+    /// Documents built from plain text.
+    pub text: usize,
+    /// Documents built from records that failed to parse.
+    pub invalid: usize,
+    /// Bulk request bodies built.
+    pub chunks: usize,
+    /// Bytes of NDJSON built.
+    pub bulk_bytes: usize,
+    /// Decompressed envelope size.
+    pub payload_bytes: usize,
+    /// Wall time spent, in milliseconds.
+    pub millis: u64,
+}
+
+/// Buffers kept between invocations of a warm container.
+#[derive(Debug, Default)]
+struct Buffers {
+    payload: Vec<u8>,
+    chunk: BulkChunk,
+}
+
+/// The indexer: configuration, built once at cold start, and reusable buffers.
+#[derive(Debug)]
+pub struct Indexer {
+    config: Config,
+    buffers: Mutex<Option<Buffers>>,
+}
+
+impl Indexer {
+    /// An indexer for `config`.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            buffers: Mutex::new(None),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Lambda entry point: process the event, log the summary, return it.
+    pub async fn handle<S: Sink>(
+        &self,
+        event: LambdaEvent<CloudWatchLogsEvent>,
+        sink: &mut S,
+    ) -> Result<Summary, HandlerError> {
+        let request_id = event.context.request_id;
+        let result = self.process(&event.payload, sink).await;
+        match &result {
+            Ok(s) => tracing::info!(
+                request_id,
+                message_type = s.message_type,
+                events_in = s.events_in,
+                cloudtrail = s.cloudtrail,
+                other_json = s.other_json,
+                text = s.text,
+                invalid = s.invalid,
+                chunks = s.chunks,
+                bulk_bytes = s.bulk_bytes,
+                payload_bytes = s.payload_bytes,
+                millis = s.millis,
+                "invocation summary"
+            ),
+            Err(e) => tracing::error!(request_id, error = %e, "invocation failed"),
+        }
+        result
+    }
+
+    /// Decodes `event`, encodes its log events and sends every chunk to `sink`.
+    ///
+    /// The CLI calls this directly; the Lambda handler calls it through [`Self::handle`].
+    pub async fn process<S: Sink>(&self, event: &CloudWatchLogsEvent, sink: &mut S) -> Result<Summary, HandlerError> {
+        let started = Instant::now();
+        // Take the buffers out so no lock is held across an await; a concurrent caller
+        // (the CLI's tests, say) simply allocates its own.
+        let mut buffers = self.take_buffers();
+        let result = self.run(event, sink, &mut buffers).await;
+        self.put_buffers(buffers);
+        result.map(|mut s| {
+            s.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            s
+        })
+    }
+
+    async fn run<S: Sink>(
+        &self,
+        event: &CloudWatchLogsEvent,
+        sink: &mut S,
+        buffers: &mut Buffers,
+    ) -> Result<Summary, HandlerError> {
+        envelope::decode_payload(&event.awslogs.data, self.config.max_payload_bytes, &mut buffers.payload)?;
+        let envelope = envelope::parse_envelope(&buffers.payload)?;
+        let mut summary = Summary {
+            message_type: envelope.message_type.to_string(),
+            events_in: envelope.log_events.len(),
+            payload_bytes: buffers.payload.len(),
+            ..Summary::default()
+        };
+        if envelope.kind()? == MessageType::Control {
+            return Ok(summary);
+        }
+        let mut encoder = BulkEncoder::new(&self.config, &envelope);
+        let chunk = &mut buffers.chunk;
+        while encoder.next_chunk(chunk) {
+            summary.chunks += 1;
+            summary.bulk_bytes += chunk.body().len();
+            for item in chunk.items() {
+                match item.kind {
+                    DocKind::CloudTrail => summary.cloudtrail += 1,
+                    DocKind::OtherJson => summary.other_json += 1,
+                    DocKind::Text => summary.text += 1,
+                    DocKind::Invalid => summary.invalid += 1,
+                }
+            }
+            sink.send(chunk, &envelope)
+                .await
+                .map_err(|e| HandlerError::Sink(Box::new(e)))?;
+        }
+        Ok(summary)
+    }
+
+    fn take_buffers(&self) -> Buffers {
+        self.buffers.lock().ok().and_then(|mut b| b.take()).unwrap_or_default()
+    }
+
+    fn put_buffers(&self, buffers: Buffers) {
+        if let Ok(mut slot) = self.buffers.lock() {
+            *slot = Some(buffers);
+        }
+    }
+}
+
+/// A sink that writes every chunk's body to `W`: `replay --dry-run` prints the exact
+/// bulk NDJSON that would be sent.
+#[derive(Debug)]
+pub struct WriterSink<W>(pub W);
+
+impl<W: std::io::Write> Sink for WriterSink<W> {
+    type Error = std::io::Error;
+
+    async fn send(&mut self, chunk: &BulkChunk, _envelope: &Envelope<'_>) -> Result<(), Self::Error> {
+        self.0.write_all(chunk.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::tests::encode;
+
+    fn event(json: &str) -> CloudWatchLogsEvent {
+        CloudWatchLogsEvent {
+            awslogs: AwsLogs {
+                data: encode(json.as_bytes()),
+            },
+        }
+    }
+
+    fn run(indexer: &Indexer, ev: &CloudWatchLogsEvent) -> Result<(Summary, Vec<u8>), HandlerError> {
+        let mut sink = WriterSink(Vec::new());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let summary = rt.block_on(indexer.process(ev, &mut sink))?;
+        Ok((summary, sink.0))
+    }
+
+    #[test]
+    fn control_message_produces_nothing() {
+        let ev = event(
+            r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination."}]}"#,
+        );
+        let (summary, out) = run(&Indexer::new(Config::default()), &ev).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(summary.message_type, "CONTROL_MESSAGE");
+        assert_eq!(summary.chunks, 0);
+    }
+
+    #[test]
+    fn data_message_produces_one_item_per_event() {
+        let ev = event(
+            r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"a","timestamp":1,"message":"{\"eventVersion\":\"1\",\"eventID\":\"x\"}"},{"id":"b","timestamp":2,"message":"text"},{"id":"c","timestamp":3,"message":"{\"broken"}]}"#,
+        );
+        let indexer = Indexer::new(Config::default());
+        let (summary, out) = run(&indexer, &ev).unwrap();
+        assert_eq!(
+            (summary.events_in, summary.cloudtrail, summary.text, summary.invalid),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 6);
+        assert_eq!(summary.bulk_bytes, out.len());
+        // A warm container gives the same answer from reused buffers.
+        assert_eq!(run(&indexer, &ev).unwrap().1, out);
+    }
+
+    #[test]
+    fn broken_payload_is_an_error() {
+        let ev = CloudWatchLogsEvent {
+            awslogs: AwsLogs { data: "%%%".into() },
+        };
+        assert!(matches!(
+            run(&Indexer::new(Config::default()), &ev),
+            Err(HandlerError::Envelope(_))
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! cwl-indexer: CloudTrail records delivered by a CloudWatch Logs subscription, indexed
+//! into OpenSearch daily indices without losing or duplicating an event.
+//!
+//! # Layout
+//!
+//! One module per stage of the data's journey, in order:
+//!
+//! - [`envelope`]: `awslogs.data` → base64 → gunzip through a size cap → borrowed envelope.
+//! - [`record`]: one log event's message → CloudTrail record (borrowed top-level fields),
+//!   other JSON, plain text, or a record that failed to parse.
+//! - [`document`]: one log event → `create` action (daily index, deterministic `_id`) and
+//!   document line, written straight into the body buffer.
+//! - [`bulk`]: the NDJSON body, cut into chunks under `BULK_MAX_BYTES`, each item's byte
+//!   range recorded for re-slicing on retry.
+//! - [`handler`]: runs the stages for one Lambda event and hands chunks to a sink; the only
+//!   module that knows Lambda's types.
+//!
+//! Plus [`config`], parsed once at cold start. The binaries (`bootstrap` for Lambda,
+//! `cwl-indexer` for the command line) are thin shells over [`handler::Indexer`].
+
+pub mod bulk;
+pub mod config;
+pub mod document;
+pub mod envelope;
+pub mod handler;
+pub mod record;
+
+pub use config::Config;
+pub use handler::{CloudWatchLogsEvent, Indexer, Sink, Summary};
