@@ -1,10 +1,8 @@
 # cwl-indexer: the targets the README names. `make help` lists them.
 SHELL := /bin/bash
 CARGO ?= cargo
-FIXTURES := $(filter-out fixtures/batch-limit.json,$(wildcard fixtures/*.json))
-BIN := target/release/cwl-indexer
 
-.PHONY: help build demo test lint unit fixtures check-fixtures clean
+.PHONY: help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -12,17 +10,26 @@ help: ## List the targets
 build: ## Build the CLI and the Lambda bootstrap (release)
 	$(CARGO) build --release --locked
 
-demo: build ## Replay every fixture (dry run) and summarise what would be indexed per index
-	$(BIN) replay --dry-run --summary $(FIXTURES)
+demo: build ## Start a local OpenSearch (or use OPENSEARCH_ENDPOINT), index every fixture, read back counts and top eventNames/errorCodes
+	scripts/demo.sh
 
-test: lint unit check-fixtures ## Everything CI runs: format, clippy, all tests, fixture reproducibility
+stop: ## Stop the local OpenSearch node the demo or the tests started
+	scripts/opensearch.sh stop
+
+test: lint proxy-selftest integration check-fixtures ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-unit: ## Unit, integration and property tests
-	$(CARGO) test --locked
+venv: ## The git-ignored Python venv for the SigV4 verifier (botocore, pytest)
+	bash scripts/venv.sh >/dev/null
+
+proxy-selftest: venv ## The SigV4 verifying proxy's own tests
+	.venv/bin/python -m pytest -q tests/test_sigv4_proxy.py
+
+integration: venv ## All Rust tests (unit, property, CLI, and against a real OpenSearch node started for them)
+	scripts/with-opensearch.sh $(CARGO) test --locked
 
 fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples
 	python3 scripts/make-fixtures.py
@@ -32,5 +39,5 @@ check-fixtures: ## Regenerated fixtures equal the committed ones (skipped withou
 	  python3 scripts/make-fixtures.py && git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
 	else echo "../shared/cloudtrail-samples not present: fixture reproducibility not checked"; fi
 
-clean: ## Remove build output
+clean: ## Remove build output (and the local node's data under target/)
 	$(CARGO) clean

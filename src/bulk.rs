@@ -91,6 +91,20 @@ impl BulkChunk {
         serde_json::from_slice::<ActionLine>(&self.body[item.range.start..item.source_start]).map(|a| a.create)
     }
 
+    /// Appends one item written by `write` (both lines, newlines included), recording its
+    /// byte range. Used for bodies that do not come from an envelope, like dead letters.
+    pub fn push_item(&mut self, event: usize, kind: DocKind, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.body.len();
+        write(&mut self.body);
+        let source_start = start + memchr_newline(&self.body[start..]) + 1;
+        self.items.push(Item {
+            event,
+            range: start..self.body.len(),
+            source_start,
+            kind,
+        });
+    }
+
     /// Replaces this chunk's content with the chosen items of `from`, copying their bytes
     /// as they are: the retry path re-slices, it never re-encodes.
     pub fn copy_items<'i>(&mut self, from: &BulkChunk, items: impl IntoIterator<Item = &'i Item>) {

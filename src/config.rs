@@ -2,6 +2,11 @@
 //! Every default lives in [`defaults`]; every error names the variable to fix.
 
 use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::retry::RetryPolicy;
 
 /// The defaults, in one place. The README's configuration table mirrors this module.
 pub mod defaults {
@@ -16,6 +21,18 @@ pub mod defaults {
     pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
     /// Raw messages are kept only where they are the document's only content.
     pub const RAW_MESSAGE: super::RawMessage = super::RawMessage::Auto;
+    /// First retry's backoff ceiling.
+    pub const RETRY_BASE_MS: u64 = 200;
+    /// Largest backoff ceiling.
+    pub const RETRY_MAX_BACKOFF_MS: u64 = 5_000;
+    /// Attempts per bulk request (1 + 7 retries).
+    pub const MAX_ATTEMPTS: u32 = 8;
+    /// Kept free before the Lambda deadline: enough to write dead letters, log and return.
+    pub const DEADLINE_MARGIN_MS: u64 = 2_000;
+    /// One HTTP attempt's timeout, before the deadline caps it.
+    pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+    /// The SigV4 service name of OpenSearch Service domains.
+    pub const SIGV4_SERVICE: &str = "es";
 }
 
 /// The smallest accepted `BULK_MAX_BYTES`: one CloudWatch log event (256 KiB) plus headroom,
@@ -52,6 +69,69 @@ impl fmt::Display for RawMessage {
     }
 }
 
+/// A secret string: shown as `***` by `Debug`, so a logged configuration leaks nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How requests to the cluster are authenticated (`AUTH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// AWS SigV4 with the function's (or the CLI's) AWS credentials.
+    SigV4 {
+        /// `OPENSEARCH_REGION`, else `AWS_REGION`: never parsed from the hostname.
+        region: String,
+        /// `SIGV4_SERVICE`: `es` for OpenSearch Service, `aoss` for OpenSearch Serverless.
+        service: String,
+    },
+    /// HTTP basic auth (`BASIC_AUTH_USER`, `BASIC_AUTH_PASSWORD`), for fine-grained access
+    /// control's internal users and self-managed clusters.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// No authentication, for a local node.
+    None,
+}
+
+/// Where and how documents are sent. Absent when `OPENSEARCH_ENDPOINT` is unset (dry runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// `OPENSEARCH_ENDPOINT`: the cluster's base URL.
+    pub endpoint: Url,
+    /// `AUTH` and its variables.
+    pub auth: AuthConfig,
+    /// `COMPRESSION`: gzip request bodies (`gzip`, the default) or not (`none`).
+    pub gzip: bool,
+    /// `RETRY_BASE_MS`, `RETRY_MAX_BACKOFF_MS`, `MAX_ATTEMPTS`, `DEADLINE_MARGIN_MS`, `REQUEST_TIMEOUT_MS`.
+    pub retry: RetryPolicy,
+    /// `INSTALL_TEMPLATE`: install the index templates on the first write (`true`).
+    pub install_template: bool,
+    /// `INDEX_REPLICAS`: replicas per daily index, set in the template; unset leaves the
+    /// cluster's default (1). `0` suits a single-node domain, whose replicas could never be
+    /// assigned but would still count against its shard limit.
+    pub index_replicas: Option<u32>,
+}
+
 /// How documents are built and batched. Shared by the Lambda function and the CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -63,6 +143,8 @@ pub struct Config {
     pub bulk_max_bytes: usize,
     /// `MAX_PAYLOAD_BYTES`: the largest decompressed CloudWatch Logs envelope accepted.
     pub max_payload_bytes: usize,
+    /// Delivery settings; `None` without `OPENSEARCH_ENDPOINT`.
+    pub sink: Option<SinkConfig>,
 }
 
 impl Default for Config {
@@ -72,6 +154,7 @@ impl Default for Config {
             raw_message: defaults::RAW_MESSAGE,
             bulk_max_bytes: defaults::BULK_MAX_BYTES,
             max_payload_bytes: defaults::MAX_PAYLOAD_BYTES,
+            sink: None,
         }
     }
 }
@@ -123,8 +206,143 @@ impl Config {
         if let Some(v) = get("MAX_PAYLOAD_BYTES") {
             config.max_payload_bytes = parse_bytes("MAX_PAYLOAD_BYTES", &v, 1024 * 1024)?;
         }
+        if let Some(v) = get("OPENSEARCH_ENDPOINT") {
+            config.sink = Some(sink_config(&v, &get)?);
+        }
         Ok(config)
     }
+}
+
+fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<SinkConfig, ConfigError> {
+    let endpoint = parse_endpoint(endpoint)?;
+    let auth = match get("AUTH")
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("sigv4") => {
+            let region = get("OPENSEARCH_REGION").or_else(|| get("AWS_REGION")).ok_or_else(|| {
+                ConfigError::new(
+                    "AWS_REGION",
+                    "",
+                    "AUTH=sigv4 needs a region: set OPENSEARCH_REGION or AWS_REGION",
+                )
+            })?;
+            let service = get("SIGV4_SERVICE").unwrap_or_else(|| defaults::SIGV4_SERVICE.to_owned());
+            if service != "es" && service != "aoss" {
+                return Err(ConfigError::new("SIGV4_SERVICE", &service, "expected es or aoss"));
+            }
+            AuthConfig::SigV4 {
+                region: region.trim().to_owned(),
+                service,
+            }
+        }
+        Some("basic") => {
+            let user = get("BASIC_AUTH_USER")
+                .ok_or_else(|| ConfigError::new("BASIC_AUTH_USER", "", "AUTH=basic needs a user name"))?;
+            let password = get("BASIC_AUTH_PASSWORD")
+                .ok_or_else(|| ConfigError::new("BASIC_AUTH_PASSWORD", "", "AUTH=basic needs a password"))?;
+            AuthConfig::Basic {
+                user,
+                password: Secret::new(password),
+            }
+        }
+        Some("none") => AuthConfig::None,
+        Some(other) => return Err(ConfigError::new("AUTH", other, "expected sigv4, basic or none")),
+    };
+    if !matches!(auth, AuthConfig::None) && endpoint.scheme() == "http" {
+        return Err(ConfigError::new(
+            "OPENSEARCH_ENDPOINT",
+            endpoint.as_str(),
+            "credentials are only sent over https; use AUTH=none for a local http node",
+        ));
+    }
+    let gzip = match get("COMPRESSION").as_deref().map(str::trim) {
+        None | Some("gzip") => true,
+        Some("none") => false,
+        Some(other) => return Err(ConfigError::new("COMPRESSION", other, "expected gzip or none")),
+    };
+    let millis = |var: &'static str, default: u64, min: u64| -> Result<Duration, ConfigError> {
+        get(var)
+            .map_or(Ok(default), |v| parse_number(var, &v, min))
+            .map(Duration::from_millis)
+    };
+    let retry = RetryPolicy {
+        base: millis("RETRY_BASE_MS", defaults::RETRY_BASE_MS, 1)?,
+        max_backoff: millis("RETRY_MAX_BACKOFF_MS", defaults::RETRY_MAX_BACKOFF_MS, 1)?,
+        max_attempts: match get("MAX_ATTEMPTS") {
+            None => defaults::MAX_ATTEMPTS,
+            Some(v) => u32::try_from(parse_number("MAX_ATTEMPTS", &v, 1)?)
+                .map_err(|_| ConfigError::new("MAX_ATTEMPTS", &v, "too large"))?,
+        },
+        deadline_margin: millis("DEADLINE_MARGIN_MS", defaults::DEADLINE_MARGIN_MS, 0)?,
+        request_timeout: millis("REQUEST_TIMEOUT_MS", defaults::REQUEST_TIMEOUT_MS, 100)?,
+    };
+    let install_template = match get("INSTALL_TEMPLATE").as_deref().map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(ConfigError::new("INSTALL_TEMPLATE", other, "expected true or false")),
+    };
+    let index_replicas = match get("INDEX_REPLICAS") {
+        None => None,
+        Some(v) => Some(
+            u32::try_from(parse_number("INDEX_REPLICAS", &v, 0)?)
+                .map_err(|_| ConfigError::new("INDEX_REPLICAS", &v, "too large"))?,
+        ),
+    };
+    Ok(SinkConfig {
+        endpoint,
+        auth,
+        gzip,
+        retry,
+        install_template,
+        index_replicas,
+    })
+}
+
+/// Any https URL (AWS domain, VPC endpoint, custom domain, China regions); http only on a
+/// loopback address. A path prefix is kept (a cluster behind a reverse proxy); query,
+/// fragment and credentials in the URL are refused.
+fn parse_endpoint(value: &str) -> Result<Url, ConfigError> {
+    let bad = |reason: &str| ConfigError::new("OPENSEARCH_ENDPOINT", value, reason);
+    let mut url = Url::parse(value.trim()).map_err(|e| bad(&format!("not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("the URL has no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(bad("use https: plain http is only accepted for a loopback address")),
+        _ => return Err(bad("expected an https:// URL")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "do not put credentials in the URL; use AUTH=basic and BASIC_AUTH_PASSWORD",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("the URL must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn parse_number(var: &'static str, value: &str, min: u64) -> Result<u64, ConfigError> {
+    let n: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, value, "expected a whole number"))?;
+    if n < min {
+        return Err(ConfigError::new(var, value, format!("must be at least {min}")));
+    }
+    Ok(n)
 }
 
 /// Parses a byte count: a plain integer, or one with a `KiB`/`MiB` suffix.
@@ -209,6 +427,119 @@ mod tests {
     #[test]
     fn blank_values_take_the_default() {
         assert_eq!(from(&[("INDEX_PREFIX", "  ")]).unwrap().index_prefix, "cwl");
+    }
+
+    #[test]
+    fn sink_settings_are_parsed() {
+        let c = from(&[
+            ("OPENSEARCH_ENDPOINT", "https://search-x.eu-west-1.es.amazonaws.com"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap();
+        let sink = c.sink.unwrap();
+        assert_eq!(sink.endpoint.as_str(), "https://search-x.eu-west-1.es.amazonaws.com/");
+        assert_eq!(
+            sink.auth,
+            AuthConfig::SigV4 {
+                region: "eu-west-1".into(),
+                service: "es".into()
+            }
+        );
+        assert!(sink.gzip && sink.install_template);
+        assert_eq!(sink.retry.max_attempts, 8);
+
+        // The region never comes from the hostname; OPENSEARCH_REGION wins over AWS_REGION.
+        let c = from(&[
+            ("OPENSEARCH_ENDPOINT", "https://logs.example.cn/opensearch"),
+            ("AWS_REGION", "eu-west-1"),
+            ("OPENSEARCH_REGION", "cn-north-1"),
+            ("SIGV4_SERVICE", "aoss"),
+            ("COMPRESSION", "none"),
+        ])
+        .unwrap();
+        let sink = c.sink.unwrap();
+        assert_eq!(sink.endpoint.as_str(), "https://logs.example.cn/opensearch/");
+        assert_eq!(
+            sink.auth,
+            AuthConfig::SigV4 {
+                region: "cn-north-1".into(),
+                service: "aoss".into()
+            }
+        );
+        assert!(!sink.gzip);
+
+        let c = from(&[("OPENSEARCH_ENDPOINT", "http://127.0.0.1:9200"), ("AUTH", "none")]).unwrap();
+        assert_eq!(c.sink.unwrap().auth, AuthConfig::None);
+    }
+
+    #[test]
+    fn basic_auth_password_never_prints() {
+        let c = from(&[
+            ("OPENSEARCH_ENDPOINT", "https://h"),
+            ("AUTH", "basic"),
+            ("BASIC_AUTH_USER", "indexer"),
+            ("BASIC_AUTH_PASSWORD", "hunter2-secret"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("indexer"));
+    }
+
+    #[test]
+    fn bad_sink_settings_name_the_variable() {
+        for (pairs, var) in [
+            (vec![("OPENSEARCH_ENDPOINT", "https://h")], "AWS_REGION"),
+            (
+                vec![("OPENSEARCH_ENDPOINT", "http://search.example.com"), ("AUTH", "none")],
+                "OPENSEARCH_ENDPOINT",
+            ),
+            (
+                vec![("OPENSEARCH_ENDPOINT", "http://127.0.0.1:9200"), ("AWS_REGION", "x")],
+                "OPENSEARCH_ENDPOINT",
+            ),
+            (
+                vec![("OPENSEARCH_ENDPOINT", "https://u:p@h"), ("AUTH", "none")],
+                "OPENSEARCH_ENDPOINT",
+            ),
+            (
+                vec![("OPENSEARCH_ENDPOINT", "ftp://h"), ("AUTH", "none")],
+                "OPENSEARCH_ENDPOINT",
+            ),
+            (vec![("OPENSEARCH_ENDPOINT", "not a url")], "OPENSEARCH_ENDPOINT"),
+            (vec![("OPENSEARCH_ENDPOINT", "https://h"), ("AUTH", "magic")], "AUTH"),
+            (
+                vec![("OPENSEARCH_ENDPOINT", "https://h"), ("AUTH", "basic")],
+                "BASIC_AUTH_USER",
+            ),
+            (
+                vec![
+                    ("OPENSEARCH_ENDPOINT", "https://h"),
+                    ("AUTH", "none"),
+                    ("MAX_ATTEMPTS", "0"),
+                ],
+                "MAX_ATTEMPTS",
+            ),
+            (
+                vec![
+                    ("OPENSEARCH_ENDPOINT", "https://h"),
+                    ("AUTH", "none"),
+                    ("COMPRESSION", "br"),
+                ],
+                "COMPRESSION",
+            ),
+            (
+                vec![
+                    ("OPENSEARCH_ENDPOINT", "https://h"),
+                    ("AWS_REGION", "r"),
+                    ("SIGV4_SERVICE", "s3"),
+                ],
+                "SIGV4_SERVICE",
+            ),
+        ] {
+            let err = from(&pairs).unwrap_err();
+            assert_eq!(err.var, var, "{pairs:?}: {err}");
+        }
     }
 
     #[test]

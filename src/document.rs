@@ -7,19 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 
 use crate::config::{Config, RawMessage};
 use crate::envelope::LogEvent;
-use crate::record::{self, Message, Record};
-
-/// The fields this indexer adds, named as the console-generated "LogsToElasticsearch"
-/// function named them so that existing `cwl-*` dashboards keep working.
-pub const ADDED_FIELDS: [&str; 7] = [
-    "@id",
-    "@timestamp",
-    "@owner",
-    "@log_group",
-    "@log_stream",
-    "@message",
-    "@parse_error",
-];
+use crate::record::{self, Field, Message, Placement, Record};
 
 /// `_id`s longer than this are refused by OpenSearch; such a record falls back to the
 /// log event id.
@@ -112,23 +100,89 @@ pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event
         write_json_str(out, &e.to_string());
     }
     if let Some(record) = record {
-        for (key, value) in &record.fields {
-            out.push(b',');
-            // A record's own key that collides with one of ours is kept, with a leading
-            // underscore, rather than producing a duplicate key OpenSearch would reject.
-            if ADDED_FIELDS.contains(&key.as_ref()) {
-                out.extend_from_slice(b"\"_");
-                write_escaped(out, key);
-                out.push(b'"');
-            } else {
-                write_json_str(out, key);
-            }
-            out.push(b':');
-            out.extend_from_slice(value.get().as_bytes());
-        }
+        write_fields(out, record);
     }
     out.extend_from_slice(b"}\n");
     kind
+}
+
+/// Writes a record's fields where their placement says, then the `@unindexed` and `@json`
+/// objects and `source.ip`.
+fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
+    let write_key = |out: &mut Vec<u8>, f: &Field<'_>| {
+        out.push(b',');
+        write_json_str(out, &f.key);
+        out.push(b':');
+    };
+    let mut source_ip = None;
+    for f in &record.fields {
+        match f.placement {
+            Placement::Keep => {
+                write_key(out, f);
+                out.extend_from_slice(f.value.get().as_bytes());
+                if f.key == "sourceIPAddress" {
+                    source_ip = first_ip(f.value.get());
+                }
+            }
+            Placement::Wrap => {
+                write_key(out, f);
+                out.extend_from_slice(br#"{"@value":"#);
+                out.extend_from_slice(f.value.get().as_bytes());
+                out.push(b'}');
+            }
+            Placement::Unindex => {}
+        }
+    }
+    write_object(
+        out,
+        "@unindexed",
+        record.fields.iter().filter(|f| f.placement == Placement::Unindex),
+        |out, f| {
+            out.extend_from_slice(f.value.get().as_bytes());
+        },
+    );
+    write_object(out, "@json", record.fields.iter().filter(|f| f.text_copy), |out, f| {
+        write_json_str(out, f.value.get());
+    });
+    if let Some(ip) = source_ip {
+        out.extend_from_slice(br#","source":{"ip":""#);
+        let _ = write!(out, "{ip}");
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// Writes `,"name":{"key":<value>,...}` for the fields given, or nothing when there are none.
+fn write_object<'f, 'a: 'f>(
+    out: &mut Vec<u8>,
+    name: &str,
+    fields: impl Iterator<Item = &'f Field<'a>>,
+    mut value: impl FnMut(&mut Vec<u8>, &Field<'a>),
+) {
+    let mut open = false;
+    for f in fields {
+        if open {
+            out.push(b',');
+        } else {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":{");
+            open = true;
+        }
+        write_json_str(out, &f.key);
+        out.push(b':');
+        value(out, f);
+    }
+    if open {
+        out.push(b'}');
+    }
+}
+
+/// The IP address in a `sourceIPAddress` value: the first element of a comma-separated
+/// list, when it parses (never "AWS Internal" or a service name). Leading zeros are refused,
+/// as `std` refuses them, since they are ambiguous (octal or decimal).
+fn first_ip(raw: &str) -> Option<std::net::IpAddr> {
+    let s = raw.strip_prefix('"')?.strip_suffix('"')?;
+    s.split(',').next()?.trim().parse().ok()
 }
 
 /// The `(recipientAccountId, eventID)` a CloudTrail record's `_id` is made of: the same
@@ -249,6 +303,7 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::ADDED_FIELDS;
     use serde_json::{Value, json};
     use std::borrow::Cow;
 
@@ -302,6 +357,7 @@ mod tests {
         assert!(doc.get("@message").is_none(), "auto keeps no raw copy of CloudTrail");
         let mut expected: Value = serde_json::from_str(LOGIN).unwrap();
         let mut got = doc.clone();
+        got.as_object_mut().unwrap().remove("@json");
         for f in ADDED_FIELDS {
             got.as_object_mut().unwrap().remove(f);
         }
@@ -393,12 +449,50 @@ mod tests {
     }
 
     #[test]
-    fn colliding_keys_are_kept_with_an_underscore() {
-        let msg = r#"{"eventVersion":"1","@timestamp":"yesterday","@message":1}"#;
+    fn colliding_and_awkward_keys_move_under_unindexed() {
+        let msg = r#"{"eventVersion":"1","@timestamp":"yesterday","@message":1,"_id":"x","a.b":[1]}"#;
         let (_, _, doc) = item(&Config::default(), msg, 0);
         assert_eq!(doc["@timestamp"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(doc["_@timestamp"], "yesterday");
-        assert_eq!(doc["_@message"], 1);
+        assert_eq!(
+            doc["@unindexed"],
+            json!({"@timestamp": "yesterday", "@message": 1, "_id": "x", "a.b": [1]})
+        );
+        assert!(doc.get("@json").is_none(), "awkward names get no text copy");
+    }
+
+    #[test]
+    fn free_form_fields_get_a_text_copy_and_non_objects_are_wrapped() {
+        let msg = r#"{"eventVersion":"1","requestParameters":{"policy" : "{\"a\":1}"},"responseElements":"done","userAgent":{"odd":1},"sourceIPAddress":"81.2.69.142, 10.0.0.1"}"#;
+        let (_, _, doc) = item(&Config::default(), msg, 0);
+        assert_eq!(doc["requestParameters"], json!({"policy": "{\"a\":1}"}));
+        assert_eq!(doc["responseElements"], json!({"@value": "done"}));
+        assert_eq!(doc["@unindexed"], json!({"userAgent": {"odd": 1}}));
+        assert!(doc.get("userAgent").is_none());
+        assert_eq!(
+            doc["@json"],
+            json!({
+                "requestParameters": r#"{"policy" : "{\"a\":1}"}"#,
+                "responseElements": r#""done""#,
+                "userAgent": r#"{"odd":1}"#,
+            })
+        );
+        assert_eq!(doc["sourceIPAddress"], "81.2.69.142, 10.0.0.1");
+        assert_eq!(doc["source"], json!({"ip": "81.2.69.142"}));
+    }
+
+    #[test]
+    fn source_ip_only_for_addresses() {
+        for (value, ip) in [
+            ("\"AWS Internal\"", None),
+            ("\"s3.amazonaws.com\"", None),
+            ("\"\"", None),
+            ("\"010.0.0.1\"", None),
+            ("\"2001:db8::1\"", Some("2001:db8::1")),
+            ("\" 192.0.2.1 , 10.0.0.1\"", Some("192.0.2.1")),
+            ("12", None),
+        ] {
+            assert_eq!(first_ip(value).map(|i| i.to_string()).as_deref(), ip, "{value}");
+        }
     }
 
     #[test]

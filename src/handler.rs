@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
@@ -31,13 +31,63 @@ pub struct AwsLogs {
     pub data: String,
 }
 
+/// What a sink is told about the chunk it sends.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    /// The envelope the chunk's items come from (`Item::event` indexes its `log_events`).
+    pub envelope: &'a Envelope<'a>,
+    /// When the invocation must have returned (Lambda's `context.deadline`); `None` for the CLI.
+    pub deadline: Option<Instant>,
+}
+
+/// What delivering one chunk did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Documents indexed now.
+    pub indexed: usize,
+    /// Documents already present (409 on `create`): an earlier delivery indexed them.
+    pub duplicates: usize,
+    /// Item retries (an item retried twice counts twice).
+    pub retried: usize,
+    /// Items written to the dead-letter index (or found there already).
+    pub dead_lettered: usize,
+    /// HTTP requests made.
+    pub requests: usize,
+    /// 413 answers that split a body in two.
+    pub splits: usize,
+    /// Bulk body bytes sent, before compression, retries included.
+    pub bulk_bytes: usize,
+    /// Bytes on the wire, after compression.
+    pub wire_bytes: usize,
+}
+
+impl std::ops::AddAssign for Delivery {
+    fn add_assign(&mut self, o: Self) {
+        self.indexed += o.indexed;
+        self.duplicates += o.duplicates;
+        self.retried += o.retried;
+        self.dead_lettered += o.dead_lettered;
+        self.requests += o.requests;
+        self.splits += o.splits;
+        self.bulk_bytes += o.bulk_bytes;
+        self.wire_bytes += o.wire_bytes;
+    }
+}
+
 /// Where bulk chunks go: OpenSearch, stdout for a dry run, or nowhere.
 pub trait Sink {
     /// Why a chunk could not be delivered; fails the invocation so Lambda retries it.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Delivers one chunk whose items come from `envelope`'s log events.
-    fn send(&mut self, chunk: &BulkChunk, envelope: &Envelope<'_>) -> impl Future<Output = Result<(), Self::Error>>;
+    /// Delivers one chunk, adding what it did to `delivery` as it goes (so the counts
+    /// survive a failure part way). An error means some item is neither indexed nor
+    /// dead-lettered.
+    fn send(
+        &mut self,
+        chunk: &BulkChunk,
+        batch: &Batch<'_>,
+        delivery: &mut Delivery,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
 /// Why an invocation failed.
@@ -82,9 +132,15 @@ pub struct Summary {
     /// Bulk request bodies built.
     pub chunks: usize,
     /// Bytes of NDJSON built.
-    pub bulk_bytes: usize,
+    pub built_bytes: usize,
     /// Decompressed envelope size.
     pub payload_bytes: usize,
+    /// What the sink did with the chunks.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// Log events neither indexed, already present nor dead-lettered (non-zero only when
+    /// the invocation fails, so that Lambda retries it).
+    pub failed: usize,
     /// Wall time spent, in milliseconds.
     pub millis: u64,
 }
@@ -117,72 +173,95 @@ impl Indexer {
         &self.config
     }
 
-    /// Lambda entry point: process the event, log the summary, return it.
+    /// Lambda entry point: process the event before `context.deadline`, log exactly one
+    /// summary line, return the summary.
     pub async fn handle<S: Sink>(
         &self,
         event: LambdaEvent<CloudWatchLogsEvent>,
         sink: &mut S,
     ) -> Result<Summary, HandlerError> {
+        let deadline = deadline_instant(event.context.deadline());
         let request_id = event.context.request_id;
-        let result = self.process(&event.payload, sink).await;
-        match &result {
-            Ok(s) => tracing::info!(
-                request_id,
-                message_type = s.message_type,
-                events_in = s.events_in,
-                cloudtrail = s.cloudtrail,
-                other_json = s.other_json,
-                text = s.text,
-                invalid = s.invalid,
-                chunks = s.chunks,
-                bulk_bytes = s.bulk_bytes,
-                payload_bytes = s.payload_bytes,
-                millis = s.millis,
-                "invocation summary"
-            ),
-            Err(e) => tracing::error!(request_id, error = %e, "invocation failed"),
-        }
-        result
+        let (summary, result) = self.process(&event.payload, sink, Some(deadline)).await;
+        let s = &summary;
+        let d = &s.delivery;
+        let error = result.as_ref().err().map(ToString::to_string);
+        tracing::info!(
+            request_id,
+            message_type = s.message_type,
+            events_in = s.events_in,
+            indexed = d.indexed,
+            already_present = d.duplicates,
+            retried = d.retried,
+            dead_lettered = d.dead_lettered,
+            failed = s.failed,
+            cloudtrail = s.cloudtrail,
+            other_json = s.other_json,
+            text = s.text,
+            invalid = s.invalid,
+            requests = d.requests,
+            splits = d.splits,
+            bytes_sent = d.bulk_bytes,
+            bytes_compressed = d.wire_bytes,
+            millis = s.millis,
+            error,
+            "invocation summary"
+        );
+        result.map(|()| summary)
     }
 
-    /// Decodes `event`, encodes its log events and sends every chunk to `sink`.
+    /// Decodes `event`, encodes its log events and sends every chunk to `sink`, stopping
+    /// in time for `deadline`. Returns what was done, even when it fails part way.
     ///
     /// The CLI calls this directly; the Lambda handler calls it through [`Self::handle`].
-    pub async fn process<S: Sink>(&self, event: &CloudWatchLogsEvent, sink: &mut S) -> Result<Summary, HandlerError> {
+    pub async fn process<S: Sink>(
+        &self,
+        event: &CloudWatchLogsEvent,
+        sink: &mut S,
+        deadline: Option<Instant>,
+    ) -> (Summary, Result<(), HandlerError>) {
         let started = Instant::now();
         // Take the buffers out so no lock is held across an await; a concurrent caller
         // (the CLI's tests, say) simply allocates its own.
         let mut buffers = self.take_buffers();
-        let result = self.run(event, sink, &mut buffers).await;
+        let mut summary = Summary::default();
+        let result = self.run(event, sink, deadline, &mut buffers, &mut summary).await;
         self.put_buffers(buffers);
-        result.map(|mut s| {
-            s.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            s
-        })
+        summary.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if result.is_err() {
+            let d = &summary.delivery;
+            let settled = d.indexed + d.duplicates + d.dead_lettered;
+            summary.failed = summary.events_in.saturating_sub(settled);
+        }
+        (summary, result)
     }
 
     async fn run<S: Sink>(
         &self,
         event: &CloudWatchLogsEvent,
         sink: &mut S,
+        deadline: Option<Instant>,
         buffers: &mut Buffers,
-    ) -> Result<Summary, HandlerError> {
+        summary: &mut Summary,
+    ) -> Result<(), HandlerError> {
         envelope::decode_payload(&event.awslogs.data, self.config.max_payload_bytes, &mut buffers.payload)?;
         let envelope = envelope::parse_envelope(&buffers.payload)?;
-        let mut summary = Summary {
-            message_type: envelope.message_type.to_string(),
-            events_in: envelope.log_events.len(),
-            payload_bytes: buffers.payload.len(),
-            ..Summary::default()
-        };
+        summary.message_type = envelope.message_type.to_string();
+        summary.events_in = envelope.log_events.len();
+        summary.payload_bytes = buffers.payload.len();
         if envelope.kind()? == MessageType::Control {
-            return Ok(summary);
+            summary.events_in = 0;
+            return Ok(());
         }
+        let batch = Batch {
+            envelope: &envelope,
+            deadline,
+        };
         let mut encoder = BulkEncoder::new(&self.config, &envelope);
         let chunk = &mut buffers.chunk;
         while encoder.next_chunk(chunk) {
             summary.chunks += 1;
-            summary.bulk_bytes += chunk.body().len();
+            summary.built_bytes += chunk.body().len();
             for item in chunk.items() {
                 match item.kind {
                     DocKind::CloudTrail => summary.cloudtrail += 1,
@@ -191,11 +270,11 @@ impl Indexer {
                     DocKind::Invalid => summary.invalid += 1,
                 }
             }
-            sink.send(chunk, &envelope)
+            sink.send(chunk, &batch, &mut summary.delivery)
                 .await
                 .map_err(|e| HandlerError::Sink(Box::new(e)))?;
         }
-        Ok(summary)
+        Ok(())
     }
 
     fn take_buffers(&self) -> Buffers {
@@ -209,6 +288,12 @@ impl Indexer {
     }
 }
 
+/// `context.deadline` as an `Instant`, for timeouts measured on the monotonic clock.
+fn deadline_instant(deadline: SystemTime) -> Instant {
+    let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
 /// A sink that writes every chunk's body to `W`: `replay --dry-run` prints the exact
 /// bulk NDJSON that would be sent.
 #[derive(Debug)]
@@ -217,7 +302,12 @@ pub struct WriterSink<W>(pub W);
 impl<W: std::io::Write> Sink for WriterSink<W> {
     type Error = std::io::Error;
 
-    async fn send(&mut self, chunk: &BulkChunk, _envelope: &Envelope<'_>) -> Result<(), Self::Error> {
+    async fn send(
+        &mut self,
+        chunk: &BulkChunk,
+        _batch: &Batch<'_>,
+        _delivery: &mut Delivery,
+    ) -> Result<(), Self::Error> {
         self.0.write_all(chunk.body())
     }
 }
@@ -238,7 +328,8 @@ mod tests {
     fn run(indexer: &Indexer, ev: &CloudWatchLogsEvent) -> Result<(Summary, Vec<u8>), HandlerError> {
         let mut sink = WriterSink(Vec::new());
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let summary = rt.block_on(indexer.process(ev, &mut sink))?;
+        let (summary, result) = rt.block_on(indexer.process(ev, &mut sink, None));
+        result?;
         Ok((summary, sink.0))
     }
 
@@ -265,7 +356,7 @@ mod tests {
             (3, 1, 1, 1)
         );
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 6);
-        assert_eq!(summary.bulk_bytes, out.len());
+        assert_eq!(summary.built_bytes, out.len());
         // A warm container gives the same answer from reused buffers.
         assert_eq!(run(&indexer, &ev).unwrap().1, out);
     }

@@ -1,11 +1,14 @@
 //! Stage 2: one log event's message, classified as a CloudTrail record (parsed once into
-//! borrowed top-level fields), other JSON, plain text, or a record that failed to parse.
+//! borrowed top-level fields, each checked against the schema), other JSON, plain text, or a
+//! record that failed to parse.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::schema::{self, MAX_FLAT_STRING, Shape};
 
 /// What a log event's message turned out to be.
 #[derive(Debug)]
@@ -21,6 +24,34 @@ pub enum Message<'a> {
     Invalid(RecordError),
 }
 
+/// Where a top-level field goes in the document, decided against [`schema`] so that the
+/// index template can never reject it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Under its own name, unchanged.
+    Keep,
+    /// Under its own name as `{"@value": <value>}`: a free-form field whose value is not an
+    /// object (a string, an array of scalars), which `flat_object` would refuse.
+    Wrap,
+    /// Under `@unindexed.<name>`, stored but never indexed: a value of the wrong shape for its
+    /// mapping, a string too long to index, or a name OpenSearch refuses.
+    Unindex,
+}
+
+/// One top-level field of a CloudTrail record.
+#[derive(Debug)]
+pub struct Field<'a> {
+    /// The key, unescaped.
+    pub key: Cow<'a, str>,
+    /// The value, exactly as in the message.
+    pub value: &'a RawValue,
+    /// Where the document puts it.
+    pub placement: Placement,
+    /// Whether the document also carries its JSON text as `@json.<key>` for full-text search
+    /// (free-form and unindexed values with a usable name).
+    pub text_copy: bool,
+}
+
 /// A CloudTrail record's top-level fields, borrowing from the message.
 ///
 /// Values are [`RawValue`]s: the subtrees (`requestParameters`, `responseElements`, ...)
@@ -29,7 +60,7 @@ pub enum Message<'a> {
 pub struct Record<'a> {
     /// Top-level fields in message order, duplicates already removed (the last one wins,
     /// as in `JSON.parse`).
-    pub fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub fields: Vec<Field<'a>>,
     /// `eventTime`, when it is a string.
     pub event_time: Option<Cow<'a, str>>,
     /// `eventID`, when it is a string.
@@ -48,29 +79,51 @@ pub fn classify(message: &str) -> Message<'_> {
             Message::Text
         };
     }
-    let fields = match serde_json::from_str::<TopLevel<'_>>(message) {
-        Ok(TopLevel(fields)) => fields,
+    let pairs = match serde_json::from_str::<TopLevel<'_>>(message) {
+        Ok(TopLevel(pairs)) => pairs,
         Err(e) => return Message::Invalid(e.into()),
     };
-    if let Err(e) = check_nested(message) {
-        return Message::Invalid(e);
-    }
     let mut record = Record {
-        fields,
+        fields: Vec::with_capacity(pairs.len()),
         event_time: None,
         event_id: None,
         recipient_account_id: None,
     };
-    let (mut has_version, mut has_source, mut has_name) = (false, false, false);
-    for (key, raw) in &record.fields {
+    let (mut has_version, mut has_source, mut has_name, mut suspicious) = (false, false, false, false);
+    for (key, value) in pairs {
         match key.as_ref() {
             "eventVersion" => has_version = true,
             "eventSource" => has_source = true,
             "eventName" => has_name = true,
-            "eventTime" => record.event_time = as_str(raw),
-            "eventID" => record.event_id = as_str(raw),
-            "recipientAccountId" => record.recipient_account_id = as_str(raw),
+            "eventTime" => record.event_time = as_str(value),
+            "eventID" => record.event_id = as_str(value),
+            "recipientAccountId" => record.recipient_account_id = as_str(value),
             _ => {}
+        }
+        let Some(scan) = scan(value.get()) else {
+            return Message::Invalid(RecordError::TooDeep(key.into_owned()));
+        };
+        suspicious |= scan.suspicious_escape;
+        let (placement, text_copy) = if schema::is_awkward_name(&key) {
+            (Placement::Unindex, false)
+        } else {
+            let shape = schema::top_level(&key);
+            let placement = place(shape, value, &scan);
+            (placement, shape == Shape::Flat || placement == Placement::Unindex)
+        };
+        record.fields.push(Field {
+            key,
+            value,
+            placement,
+            text_copy,
+        });
+    }
+    if suspicious {
+        // serde_json skips nested values without decoding their strings, so a lone surrogate
+        // escape (`\ud800`) would pass through to OpenSearch and be refused there. Only a
+        // message with a `\uD…` escape pays for this decoding parse.
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(message) {
+            return Message::Invalid(e.into());
         }
     }
     // Every CloudTrail record since version 1.0 has eventVersion; hand-written and
@@ -79,6 +132,76 @@ pub fn classify(message: &str) -> Message<'_> {
         Message::CloudTrail(record)
     } else {
         Message::OtherJson
+    }
+}
+
+/// Decides where a top-level value goes so that its mapping accepts it.
+fn place(shape: Shape, value: &RawValue, scan: &Scan) -> Placement {
+    match shape {
+        Shape::Keyword | Shape::Text | Shape::Date => {
+            if is_scalar_or_scalar_array(value) {
+                Placement::Keep
+            } else {
+                Placement::Unindex
+            }
+        }
+        Shape::Flat if scan.longest_string > MAX_FLAT_STRING => Placement::Unindex,
+        Shape::Flat => match first_byte(value) {
+            b'{' | b'n' => Placement::Keep,
+            b'[' if array_of_objects(value) => Placement::Keep,
+            _ => Placement::Wrap,
+        },
+        Shape::Object(children) => {
+            if fits_object(children, value) {
+                Placement::Keep
+            } else {
+                Placement::Unindex
+            }
+        }
+    }
+}
+
+fn first_byte(value: &RawValue) -> u8 {
+    value.get().as_bytes().first().copied().unwrap_or(b' ')
+}
+
+/// A scalar, or an array (of arrays) of scalars: what a `keyword`, `text` or `date` field takes.
+fn is_scalar_or_scalar_array(value: &RawValue) -> bool {
+    match first_byte(value) {
+        b'{' => false,
+        b'[' => serde_json::from_str::<Vec<&RawValue>>(value.get())
+            .map(|items| items.iter().all(|v| is_scalar_or_scalar_array(v)))
+            .unwrap_or(false),
+        _ => true,
+    }
+}
+
+/// `[]`, or an array whose elements are all objects or null: what `flat_object` takes.
+fn array_of_objects(value: &RawValue) -> bool {
+    serde_json::from_str::<Vec<&RawValue>>(value.get())
+        .map(|items| items.iter().all(|v| matches!(first_byte(v), b'{' | b'n')))
+        .unwrap_or(false)
+}
+
+/// An object (or array of objects, or null) whose mapped children all fit their shapes.
+fn fits_object(children: &[(&str, Shape)], value: &RawValue) -> bool {
+    match first_byte(value) {
+        b'n' => true,
+        b'[' => serde_json::from_str::<Vec<&RawValue>>(value.get())
+            .map(|items| items.iter().all(|v| first_byte(v) != b'[' && fits_object(children, v)))
+            .unwrap_or(false),
+        b'{' => {
+            let Ok(TopLevel(pairs)) = serde_json::from_str::<TopLevel<'_>>(value.get()) else {
+                return false;
+            };
+            pairs.iter().all(|(key, v)| match schema::child(children, key) {
+                None => true,
+                Some(Shape::Keyword | Shape::Text | Shape::Date) => is_scalar_or_scalar_array(v),
+                Some(Shape::Flat) => matches!(first_byte(v), b'{' | b'n') || array_of_objects(v),
+                Some(Shape::Object(grandchildren)) => fits_object(grandchildren, v),
+            })
+        }
+        _ => false,
     }
 }
 
@@ -102,36 +225,47 @@ pub enum RecordError {
     #[error("{0}")]
     Json(#[from] serde_json::Error),
     /// Objects and arrays nest deeper than [`MAX_NESTING`].
-    #[error("nesting deeper than {MAX_NESTING} levels at byte {0}")]
-    TooDeep(usize),
+    #[error("nesting deeper than {MAX_NESTING} levels in field {0:?}")]
+    TooDeep(String),
 }
 
-/// serde_json skips over nested [`RawValue`]s without a depth limit and without decoding
-/// their strings, so a lone surrogate escape (`\ud800`) or a 10,000-deep array would pass
-/// through to OpenSearch and be rejected there. One pass over the bytes finds both: strings
-/// are skipped with `memchr`, and only a message with a `\uD…` escape pays for a decoding
-/// parse.
-fn check_nested(message: &str) -> Result<(), RecordError> {
-    let b = message.as_bytes();
-    let (mut i, mut depth, mut suspicious) = (0, 0usize, false);
+/// What one pass over a raw value found.
+#[derive(Debug, Default)]
+struct Scan {
+    /// The longest string token, in raw (escaped) bytes: never less than its decoded size.
+    longest_string: usize,
+    /// A `\uD…` escape was seen: the value may hold a lone surrogate.
+    suspicious_escape: bool,
+}
+
+/// One pass over a top-level value's bytes. serde_json skips nested [`RawValue`]s without a
+/// depth limit and without decoding their strings, so this finds what it lets through:
+/// nesting deeper than [`MAX_NESTING`] (the record's own object counts as one level), and
+/// escapes that may be lone surrogates. It also measures the longest string, which decides
+/// whether a free-form subtree can be indexed. Strings are skipped with `memchr`.
+fn scan(raw: &str) -> Option<Scan> {
+    let b = raw.as_bytes();
+    let (mut i, mut depth) = (0, 1usize);
+    let mut scan = Scan::default();
     while i < b.len() {
         match b[i] {
             b'"' => {
-                // Inside a string: jump from one quote or backslash to the next.
+                let start = i;
                 i += 1;
                 while let Some(off) = memchr::memchr2(b'"', b'\\', &b[i..]) {
                     i += off;
                     if b[i] == b'"' {
                         break;
                     }
-                    suspicious |= b.get(i + 1) == Some(&b'u') && matches!(b.get(i + 2), Some(b'd' | b'D'));
+                    scan.suspicious_escape |= b.get(i + 1) == Some(&b'u') && matches!(b.get(i + 2), Some(b'd' | b'D'));
                     i += 2;
                 }
+                scan.longest_string = scan.longest_string.max(i.saturating_sub(start + 1));
             }
             b'{' | b'[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(RecordError::TooDeep(i));
+                    return None;
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
@@ -139,10 +273,7 @@ fn check_nested(message: &str) -> Result<(), RecordError> {
         }
         i += 1;
     }
-    if suspicious {
-        serde_json::from_str::<serde_json::Value>(message)?;
-    }
-    Ok(())
+    Some(scan)
 }
 
 /// A string that borrows from the input when it has no escapes. serde's own
@@ -226,8 +357,8 @@ mod tests {
         assert_eq!(r.recipient_account_id.as_deref(), Some("111122223333"));
         assert_eq!(r.fields.len(), 5);
         // Subtrees pass through byte for byte, whitespace included.
-        assert_eq!(r.fields[4].1.get(), r#"{"a" : [1, 2]}"#);
-        assert!(matches!(r.fields[0].0, Cow::Borrowed(_)));
+        assert_eq!(r.fields[4].value.get(), r#"{"a" : [1, 2]}"#);
+        assert!(matches!(r.fields[0].key, Cow::Borrowed(_)));
     }
 
     #[test]
@@ -277,7 +408,61 @@ mod tests {
     fn duplicate_keys_keep_the_last_value() {
         let r = record(r#"{"eventVersion":"1","eventName":"A","eventName":"B"}"#);
         assert_eq!(r.fields.len(), 2);
-        assert_eq!(r.fields[1].1.get(), r#""B""#);
+        assert_eq!(r.fields[1].value.get(), r#""B""#);
+    }
+
+    fn placements(message: &str) -> Vec<(String, Placement, bool)> {
+        record(message)
+            .fields
+            .into_iter()
+            .map(|f| (f.key.into_owned(), f.placement, f.text_copy))
+            .collect()
+    }
+
+    #[test]
+    fn fields_are_placed_where_their_mapping_accepts_them() {
+        use Placement::*;
+        let long = "x".repeat(MAX_FLAT_STRING + 1);
+        let msg = format!(
+            r#"{{"eventVersion":"1.08","eventName":["a",["b"]],"userAgent":{{"x":1}},"requestParameters":{{"a":1}},
+            "responseElements":"{{\"stringified\":true}}","additionalEventData":[{{"a":1}},null],
+            "serviceEventDetails":[1,2],"insightDetails":{{"big":"{long}"}},"userIdentity":{{"type":"Root","sessionContext":{{"attributes":{{"mfaAuthenticated":"true"}}}},"extra":{{"any":[1]}}}},
+            "tlsDetails":{{"tlsVersion":{{"oops":1}}}},"resources":[{{"ARN":"a"}},{{"ARN":"b","other":{{}}}}],
+            "p_log_type":"AWS.CloudTrail","p_enrichment":{{"a":1}},"_id":"x","@timestamp":"t","a.b":1,"":2,"source":{{}}}}"#
+        );
+        assert_eq!(
+            placements(&msg),
+            vec![
+                ("eventVersion".into(), Keep, false),
+                ("eventName".into(), Keep, false),
+                ("userAgent".into(), Unindex, true),
+                ("requestParameters".into(), Keep, true),
+                ("responseElements".into(), Wrap, true),
+                ("additionalEventData".into(), Keep, true),
+                ("serviceEventDetails".into(), Wrap, true),
+                ("insightDetails".into(), Unindex, true),
+                ("userIdentity".into(), Keep, false),
+                ("tlsDetails".into(), Unindex, true),
+                ("resources".into(), Keep, false),
+                ("p_log_type".into(), Wrap, true),
+                ("p_enrichment".into(), Keep, true),
+                ("_id".into(), Unindex, false),
+                ("@timestamp".into(), Unindex, false),
+                ("a.b".into(), Unindex, false),
+                ("".into(), Unindex, false),
+                ("source".into(), Unindex, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_inside_known_objects_unindex_the_whole_object() {
+        let p = placements(r#"{"eventVersion":"1","userIdentity":{"sessionContext":{"sessionIssuer":"str"}}}"#);
+        assert_eq!(p[1].1, Placement::Unindex);
+        let p = placements(r#"{"eventVersion":"1","userIdentity":"AWS Internal","resources":[[{"ARN":"a"}]]}"#);
+        assert_eq!((p[1].1, p[2].1), (Placement::Unindex, Placement::Unindex));
+        let p = placements(r#"{"eventVersion":"1","userIdentity":null,"resources":null,"requestParameters":null}"#);
+        assert!(p.iter().all(|f| f.1 == Placement::Keep), "{p:?}");
     }
 
     #[test]
@@ -306,7 +491,7 @@ mod tests {
                 "surrogate",
             ),
             (r#"{"eventVersion":"1.08","#.to_string(), "EOF"),
-            (deep, "nesting deeper than 100"),
+            (deep, "nesting deeper than 100 levels in field \"x\""),
         ] {
             match classify(&msg) {
                 Message::Invalid(e) => assert!(e.to_string().contains(why), "{why}: {e}"),

@@ -1,12 +1,13 @@
 //! Every one of the 1,557 shared CloudTrail records through the transform: exactly one
-//! document each, in the right daily index, with the right `_id`, fields equal to the input.
+//! document each, in the right daily index, with the right `_id`, fields equal to the input
+//! once the documented moves (`{"@value": …}` wrapping, `@unindexed`) are undone.
 
 mod common;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use cwl_indexer::Config;
-use cwl_indexer::document::ADDED_FIELDS;
-use serde_json::Value;
+use cwl_indexer::schema::{self, ADDED_FIELDS, Shape};
+use serde_json::{Value, json};
 
 /// The expected `@timestamp`, computed here independently of the library: RFC 3339, or
 /// the offset-less forms seen in the corpus, else the log event's timestamp.
@@ -57,6 +58,7 @@ fn every_shared_record_round_trips() {
     }
 
     let mut fallbacks = 0;
+    let mut stats = std::collections::BTreeMap::<String, usize>::new();
     for (i, (action, doc)) in docs {
         let record: Value = serde_json::from_str(lines[i]).unwrap();
         let log_id = format!("id-{}", i % 400);
@@ -92,9 +94,46 @@ fn every_shared_record_round_trips() {
         assert_eq!(doc["@log_stream"], "111122223333_CloudTrail_us-east-1");
         assert!(doc.get("@message").is_none(), "line {}: no raw copy by default", i + 1);
 
+        // Undo the two documented moves (see README "What gets indexed"), then the document
+        // must hold exactly the record's fields.
         let mut fields = doc.as_object().unwrap().clone();
+        let unindexed = fields.remove("@unindexed").unwrap_or(json!({}));
+        let text = fields.remove("@json").unwrap_or(json!({}));
+        if let Some(source) = fields.remove("source") {
+            let ip: std::net::IpAddr = source["ip"].as_str().unwrap().parse().unwrap();
+            assert!(record["sourceIPAddress"].as_str().unwrap().starts_with(&ip.to_string()));
+        }
         for f in ADDED_FIELDS {
             fields.remove(f);
+        }
+        for (key, value) in fields.iter_mut() {
+            let inner = value
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.get("@value"))
+                .cloned();
+            if let Some(inner) = inner {
+                assert!(
+                    schema::top_level(key) == Shape::Flat,
+                    "line {}: only free-form fields wrap: {key}",
+                    i + 1
+                );
+                *stats.entry(format!("wrapped {key}")).or_insert(0) += 1;
+                *value = inner;
+            }
+        }
+        for (key, value) in unindexed.as_object().unwrap() {
+            *stats.entry(format!("unindexed {key}")).or_insert(0) += 1;
+            assert!(
+                fields.insert(key.clone(), value.clone()).is_none(),
+                "line {}: {key} twice",
+                i + 1
+            );
+        }
+        // Every text copy is the JSON of the field it copies.
+        for (key, copy) in text.as_object().unwrap() {
+            let parsed: Value = serde_json::from_str(copy.as_str().unwrap()).unwrap();
+            assert_eq!(Some(&parsed), record.get(key), "line {}: @json.{key}", i + 1);
         }
         assert_eq!(
             Value::Object(fields),
@@ -103,6 +142,11 @@ fn every_shared_record_round_trips() {
             i + 1
         );
     }
+    eprintln!("moves applied to the corpus: {stats:#?}");
+    // The corpus holds a few stringified free-form fields and Panther's p_* annotations.
+    assert_eq!(stats.get("wrapped requestParameters"), Some(&1));
+    assert_eq!(stats.get("wrapped p_log_type"), Some(&97));
+    assert!(stats.keys().all(|k| !k.starts_with("unindexed event")), "{stats:?}");
     // The corpus exercises the fallbacks: odd and missing eventTimes exist.
     assert!(fallbacks > 20, "{fallbacks}");
 }

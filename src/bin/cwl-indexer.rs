@@ -1,17 +1,25 @@
 //! `cwl-indexer`: the command line over the same library code the Lambda function runs.
-//! `replay` drives Lambda event files through the handler; `decode` shows an envelope.
+//! `replay` drives Lambda event files through the handler, `report` reads back what landed,
+//! `decode` shows an envelope.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
+use cwl_indexer::auth::Auth;
 use cwl_indexer::bulk::BulkChunk;
-use cwl_indexer::envelope::{self, Envelope};
-use cwl_indexer::handler::{CloudWatchLogsEvent, Indexer, Sink, WriterSink};
+use cwl_indexer::config::AuthConfig;
+use cwl_indexer::envelope;
+use cwl_indexer::handler::{Batch, CloudWatchLogsEvent, Delivery, Indexer, Sink, WriterSink};
+use cwl_indexer::sink::OpenSearch;
 use cwl_indexer::{Config, Summary};
+use reqwest::Method;
+use serde_json::{Value, json};
 
 #[derive(Parser)]
 #[command(version, about = "Index CloudTrail from CloudWatch Logs into OpenSearch")]
@@ -41,6 +49,15 @@ struct ConfigArgs {
     /// Largest decompressed payload [env: MAX_PAYLOAD_BYTES] [default: 16MiB].
     #[arg(long, global = true)]
     max_payload_bytes: Option<String>,
+    /// Cluster URL, https:// or http:// on loopback [env: OPENSEARCH_ENDPOINT].
+    #[arg(long, global = true)]
+    endpoint: Option<String>,
+    /// `sigv4` (AWS credentials from profiles, SSO, env...), `basic` or `none` [env: AUTH] [default: sigv4].
+    #[arg(long, global = true)]
+    auth: Option<String>,
+    /// SigV4 region [env: OPENSEARCH_REGION, then AWS_REGION].
+    #[arg(long, global = true)]
+    region: Option<String>,
 }
 
 impl ConfigArgs {
@@ -50,6 +67,9 @@ impl ConfigArgs {
             ("RAW_MESSAGE", &self.raw_message),
             ("BULK_MAX_BYTES", &self.bulk_max_bytes),
             ("MAX_PAYLOAD_BYTES", &self.max_payload_bytes),
+            ("OPENSEARCH_ENDPOINT", &self.endpoint),
+            ("AUTH", &self.auth),
+            ("OPENSEARCH_REGION", &self.region),
         ];
         Ok(Config::from_lookup(|name| {
             flags
@@ -63,10 +83,11 @@ impl ConfigArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Lambda event files (the files `sam local invoke -e` takes) through the handler.
+    /// Run Lambda event files (the files `sam local invoke -e` takes) through the handler:
+    /// index them into --endpoint, or print the bulk bodies with --dry-run.
     Replay {
         /// Build the bulk bodies and print them instead of sending them.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "endpoint")]
         dry_run: bool,
         /// With --dry-run: print what would be indexed per index instead of the NDJSON.
         #[arg(long, requires = "dry_run")]
@@ -74,6 +95,13 @@ enum Command {
         /// Lambda event files: {"awslogs":{"data":"..."}}.
         #[arg(required = true)]
         events: Vec<PathBuf>,
+    },
+    /// Read back from --endpoint what is indexed: documents per index, top eventNames and
+    /// errorCodes, dead letters.
+    Report {
+        /// How many eventNames and errorCodes to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
     /// Print the decoded CloudWatch Logs envelope of a Lambda event file.
     Decode {
@@ -115,18 +143,147 @@ fn run(cli: Cli) -> Result<()> {
             summary,
             events,
         } => {
-            if !dry_run {
-                bail!("replay needs --dry-run: sending to OpenSearch is not built yet");
+            if dry_run {
+                let indexer = Indexer::new(config);
+                return if summary {
+                    rt.block_on(replay_summary(&indexer, &events))
+                } else {
+                    rt.block_on(replay_ndjson(&indexer, &events))
+                };
             }
-            let indexer = Indexer::new(config);
-            if summary {
-                rt.block_on(replay_summary(&indexer, &events))
-            } else {
-                rt.block_on(replay_ndjson(&indexer, &events))
-            }
+            rt.block_on(async {
+                let opensearch = connect(&config).await?;
+                replay(Indexer::new(config), &opensearch, &events).await
+            })
         }
+        Command::Report { top } => rt.block_on(async {
+            let opensearch = connect(&config).await?;
+            report(&opensearch, &config.index_prefix, top).await
+        }),
         Command::Decode { event } => decode(&config, &event),
     }
+}
+
+/// The cluster client, with SigV4 credentials from aws-config's full chain (environment,
+/// profiles, SSO, container and instance roles), which a laptop needs and Lambda does not.
+async fn connect(config: &Config) -> Result<OpenSearch> {
+    let sink = config
+        .sink
+        .as_ref()
+        .ok_or_else(|| anyhow!("no cluster: pass --endpoint URL (or set OPENSEARCH_ENDPOINT), or use --dry-run"))?;
+    let credentials = match sink.auth {
+        AuthConfig::SigV4 { .. } => aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await
+            .credentials_provider(),
+        _ => None,
+    };
+    let auth = Auth::new(&sink.auth, credentials)?;
+    Ok(OpenSearch::new(sink, auth, &config.index_prefix)?)
+}
+
+async fn replay(indexer: Indexer, opensearch: &OpenSearch, paths: &[PathBuf]) -> Result<()> {
+    let mut sink = opensearch;
+    let mut total = Summary::default();
+    for path in paths {
+        let event = read_event(path)?;
+        let (s, result) = indexer.process(&event, &mut sink, None).await;
+        log_summary(path, &s);
+        add(&mut total, &s);
+        result.with_context(|| format!("{}", path.display()))?;
+    }
+    let d = &total.delivery;
+    println!(
+        "{} files, {} log events: {} indexed, {} already present, {} dead-lettered; {} requests, {} bytes sent ({} on the wire), {} item retries",
+        paths.len(),
+        total.events_in,
+        d.indexed,
+        d.duplicates,
+        d.dead_lettered,
+        d.requests,
+        d.bulk_bytes,
+        d.wire_bytes,
+        d.retried
+    );
+    Ok(())
+}
+
+fn add(total: &mut Summary, s: &Summary) {
+    total.events_in += s.events_in;
+    total.cloudtrail += s.cloudtrail;
+    total.other_json += s.other_json;
+    total.text += s.text;
+    total.invalid += s.invalid;
+    total.chunks += s.chunks;
+    total.built_bytes += s.built_bytes;
+    total.delivery += s.delivery;
+    total.failed += s.failed;
+}
+
+/// Documents per index, the top eventNames and errorCodes, and the dead letters, read back
+/// with one refresh and one aggregation query.
+async fn report(opensearch: &OpenSearch, prefix: &str, top: usize) -> Result<()> {
+    let timeout = Duration::from_secs(30);
+    let pattern = format!("{prefix}-*");
+    let call = |method: Method, path: String, body: Option<Value>| async move {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let (status, answer) = opensearch.request(method, &path, bytes.as_deref(), timeout).await?;
+        if !status.is_success() {
+            bail!(
+                "{path}: HTTP {status}: {}",
+                cwl_indexer::response::describe_error(&answer)
+            );
+        }
+        Ok(serde_json::from_slice::<Value>(&answer)?)
+    };
+    call(
+        Method::POST,
+        format!("{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true"),
+        None,
+    )
+    .await?;
+    let query = json!({
+        "size": 0,
+        "track_total_hits": true,
+        "aggs": {
+            "indices": {"terms": {"field": "_index", "size": 10000, "order": {"_key": "asc"}}},
+            "eventName": {"terms": {"field": "eventName", "size": top}},
+            "errorCode": {"terms": {"field": "errorCode", "size": top}}
+        }
+    });
+    let answer = call(
+        Method::POST,
+        format!("{pattern}/_search?ignore_unavailable=true&allow_no_indices=true"),
+        Some(query),
+    )
+    .await?;
+    let buckets = |name: &str| {
+        answer["aggregations"][name]["buckets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut out = std::io::stdout().lock();
+    let dead_prefix = format!("{}-", cwl_indexer::template::deadletter_prefix(prefix));
+    let (mut docs, mut dead) = (0, 0);
+    writeln!(out, "{:<36} {:>10}", "index", "documents")?;
+    for b in buckets("indices") {
+        let (index, count) = (b["key"].as_str().unwrap_or(""), b["doc_count"].as_u64().unwrap_or(0));
+        if index.starts_with(&dead_prefix) {
+            dead += count;
+        } else {
+            docs += count;
+        }
+        writeln!(out, "{index:<36} {count:>10}")?;
+    }
+    writeln!(out, "{docs} documents, {dead} dead letters\n")?;
+    for name in ["eventName", "errorCode"] {
+        writeln!(out, "top {name}")?;
+        for b in buckets(name) {
+            writeln!(out, "  {:<44} {:>8}", b["key"].as_str().unwrap_or(""), b["doc_count"])?;
+        }
+    }
+    Ok(())
 }
 
 fn read_event(path: &Path) -> Result<CloudWatchLogsEvent> {
@@ -138,10 +295,8 @@ async fn replay_ndjson(indexer: &Indexer, paths: &[PathBuf]) -> Result<()> {
     let mut sink = WriterSink(BufWriter::new(std::io::stdout().lock()));
     for path in paths {
         let event = read_event(path)?;
-        let summary = indexer
-            .process(&event, &mut sink)
-            .await
-            .with_context(|| format!("{}", path.display()))?;
+        let (summary, result) = indexer.process(&event, &mut sink, None).await;
+        result.with_context(|| format!("{}", path.display()))?;
         log_summary(path, &summary);
     }
     sink.0.flush()?;
@@ -157,7 +312,12 @@ struct CountingSink {
 impl Sink for CountingSink {
     type Error = serde_json::Error;
 
-    async fn send(&mut self, chunk: &BulkChunk, _envelope: &Envelope<'_>) -> Result<(), Self::Error> {
+    async fn send(
+        &mut self,
+        chunk: &BulkChunk,
+        _batch: &Batch<'_>,
+        _delivery: &mut Delivery,
+    ) -> Result<(), Self::Error> {
         for item in chunk.items() {
             let entry = self.per_index.entry(chunk.target(item)?.index).or_default();
             entry.0 += 1;
@@ -172,18 +332,10 @@ async fn replay_summary(indexer: &Indexer, paths: &[PathBuf]) -> Result<()> {
     let mut total = Summary::default();
     for path in paths {
         let event = read_event(path)?;
-        let s = indexer
-            .process(&event, &mut sink)
-            .await
-            .with_context(|| format!("{}", path.display()))?;
+        let (s, result) = indexer.process(&event, &mut sink, None).await;
+        result.with_context(|| format!("{}", path.display()))?;
         log_summary(path, &s);
-        total.events_in += s.events_in;
-        total.cloudtrail += s.cloudtrail;
-        total.other_json += s.other_json;
-        total.text += s.text;
-        total.invalid += s.invalid;
-        total.chunks += s.chunks;
-        total.bulk_bytes += s.bulk_bytes;
+        add(&mut total, &s);
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:<32} {:>10} {:>12}", "index", "documents", "bulk bytes")?;
@@ -200,7 +352,7 @@ async fn replay_summary(indexer: &Indexer, paths: &[PathBuf]) -> Result<()> {
         total.text,
         total.invalid,
         total.chunks,
-        total.bulk_bytes
+        total.built_bytes
     )?;
     Ok(())
 }
@@ -210,12 +362,13 @@ fn log_summary(path: &Path, s: &Summary) {
         file = %path.display(),
         message_type = s.message_type,
         events_in = s.events_in,
-        cloudtrail = s.cloudtrail,
-        other_json = s.other_json,
-        text = s.text,
-        invalid = s.invalid,
+        indexed = s.delivery.indexed,
+        already_present = s.delivery.duplicates,
+        dead_lettered = s.delivery.dead_lettered,
+        failed = s.failed,
         chunks = s.chunks,
-        bulk_bytes = s.bulk_bytes,
+        built_bytes = s.built_bytes,
+        millis = s.millis,
         "replayed"
     );
 }

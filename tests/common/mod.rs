@@ -2,6 +2,9 @@
 //! does, and running them through the library's handler.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod node;
+
 use std::io::Write;
 
 use base64::Engine as _;
@@ -49,7 +52,8 @@ pub fn run(config: Config, event: &CloudWatchLogsEvent) -> Result<(Summary, Vec<
     let indexer = Indexer::new(config);
     let mut sink = WriterSink(Vec::new());
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let summary = rt.block_on(indexer.process(event, &mut sink))?;
+    let (summary, result) = rt.block_on(indexer.process(event, &mut sink, None));
+    result?;
     Ok((summary, sink.0))
 }
 

@@ -1,0 +1,352 @@
+//! The retry and dead-letter paths against the real node behind the fault-injecting proxy:
+//! whatever the proxy does, every log event ends up in its daily index exactly once, or in
+//! the dead-letter index, or the invocation fails (and its redelivery then lands it).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::fault_proxy::{Fault, FaultProxy};
+use common::node::{self, Pipeline};
+use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError, WriterSink};
+use cwl_indexer::{Config, Indexer, Summary};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> CloudWatchLogsEvent {
+    serde_json::from_slice(&std::fs::read(common::fixtures().join(name)).unwrap()).unwrap()
+}
+
+/// The distinct (index, _id) pairs the transform produces for `event` under `prefix`.
+async fn expected_ids(prefix: &str, event: &CloudWatchLogsEvent) -> BTreeSet<(String, String)> {
+    let indexer = Indexer::new(Config {
+        index_prefix: prefix.to_owned(),
+        ..Config::default()
+    });
+    let mut sink = WriterSink(Vec::new());
+    indexer.process(event, &mut sink, None).await.1.unwrap();
+    common::pairs(&sink.0)
+        .into_iter()
+        .map(|(a, _)| {
+            (
+                a["create"]["_index"].as_str().unwrap().to_owned(),
+                a["create"]["_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every (index, _id) in the daily indices, and every original (index, id) in the dead letters.
+async fn landed(prefix: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    node::refresh(prefix).await;
+    let all = |pattern: String, dead: bool| async move {
+        let hits = node::search(&pattern, json!({"size": 10000, "query": {"match_all": {}}})).await;
+        hits["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| dead || !h["_index"].as_str().unwrap().contains("-deadletter-"))
+            .map(|h| {
+                if dead {
+                    let o = &h["_source"]["original"];
+                    (
+                        o["index"].as_str().unwrap().to_owned(),
+                        o["id"].as_str().unwrap().to_owned(),
+                    )
+                } else {
+                    (
+                        h["_index"].as_str().unwrap().to_owned(),
+                        h["_id"].as_str().unwrap().to_owned(),
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    (
+        all(format!("{prefix}-*"), false).await,
+        all(format!("{prefix}-deadletter-*"), true).await,
+    )
+}
+
+/// The invariant: each expected document exactly once, in its index or in the dead letters.
+async fn assert_exactly_once(prefix: &str, expected: &BTreeSet<(String, String)>) -> (usize, usize) {
+    let (docs, dead) = landed(prefix).await;
+    let mut seen: Vec<(String, String)> = docs.iter().chain(dead.iter()).cloned().collect();
+    seen.sort();
+    let unique: BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(
+        seen.len(),
+        unique.len(),
+        "no duplicates across indices and dead letters"
+    );
+    assert_eq!(&unique, expected, "nothing lost");
+    (docs.len(), dead.len())
+}
+
+struct Setup {
+    prefix: String,
+    _cleanup: node::Cleanup,
+    proxy: FaultProxy,
+    pipeline: Pipeline,
+}
+
+fn setup(name: &str, gzip: bool) -> Setup {
+    let prefix = node::unique_prefix(name);
+    let proxy = FaultProxy::start(&node::url());
+    let mut config = node::config(&prefix, &proxy.url());
+    config.sink.as_mut().unwrap().gzip = gzip;
+    Setup {
+        _cleanup: node::Cleanup(prefix.clone()),
+        pipeline: Pipeline::new(config, None),
+        prefix,
+        proxy,
+    }
+}
+
+fn ok(result: (Summary, Result<(), HandlerError>)) -> Summary {
+    let (summary, result) = result;
+    result.unwrap_or_else(|e| panic!("{e}: {summary:?}"));
+    summary
+}
+
+#[tokio::test]
+async fn items_rejected_with_429_are_retried_and_land_once() {
+    let s = setup("item429", true);
+    let event = fixture("access-denied.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    s.proxy.plan(vec![
+        Fault::RejectItems {
+            positions: vec![0, 2, 5],
+            status: 429,
+            error_type: "es_rejected_execution_exception",
+        },
+        Fault::RejectItems {
+            positions: vec![1],
+            status: 503,
+            error_type: "unavailable_shards_exception",
+        },
+    ]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.retried, 4, "{summary:?}");
+    assert_eq!(summary.delivery.requests, 3);
+    // The retries re-sent only the rejected items.
+    let bulk: Vec<_> = s
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("_bulk"))
+        .collect();
+    assert_eq!(bulk.iter().map(|r| r.items).collect::<Vec<_>>(), vec![37, 3, 1]);
+    assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 0);
+}
+
+#[tokio::test]
+async fn whole_request_throttling_and_unavailability_are_retried() {
+    let s = setup("req503", true);
+    let event = fixture("root-activity.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    let es_429 = r#"{"error":{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"},"status":429}"#;
+    s.proxy.plan(vec![
+        Fault::Respond {
+            status: 503,
+            content_type: "application/json",
+            body: r#"{"message":"Service Unavailable"}"#.into(),
+        },
+        Fault::Respond {
+            status: 429,
+            content_type: "application/json",
+            body: es_429.into(),
+        },
+        Fault::Respond {
+            status: 502,
+            content_type: "text/html",
+            body: "<html><body><h1>502 Bad Gateway</h1></body></html>".into(),
+        },
+        Fault::ResetMidBody,
+    ]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.requests, 5, "{summary:?}");
+    assert_eq!(summary.delivery.indexed, expected.len());
+    assert_exactly_once(&s.prefix, &expected).await;
+}
+
+#[tokio::test]
+async fn a_lost_response_is_retried_without_duplicates() {
+    let s = setup("lost", true);
+    let event = fixture("assume-role.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    s.proxy.plan(vec![Fault::DropResponse]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    // The node indexed everything the first time; the retry finds every _id taken.
+    assert_eq!(summary.delivery.indexed, 0, "{summary:?}");
+    assert_eq!(summary.delivery.duplicates, summary.events_in);
+    assert_exactly_once(&s.prefix, &expected).await;
+}
+
+#[tokio::test]
+async fn a_413_splits_the_body_until_it_fits() {
+    let s = setup("split", false);
+    let event = fixture("vpc-endpoint.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    // The 100-item body is about 200 KB: the proxy refuses anything over 60 KB.
+    s.proxy.always(Some(Fault::TooLargeOver(60_000)));
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    s.proxy.always(None);
+    assert!(summary.delivery.splits >= 3, "{summary:?}");
+    assert_eq!(summary.delivery.indexed, expected.len());
+    assert!(s.proxy.requests().iter().filter(|r| r.status == Some(413)).count() >= 3);
+    assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 0);
+}
+
+#[tokio::test]
+async fn a_single_document_too_large_for_the_cluster_is_dead_lettered() {
+    let s = setup("toolarge", false);
+    let event = fixture("runinstances-large.json");
+    let big = fixture_message("runinstances-large.json", 1);
+    // Padded RunInstances records of 33 KB and 256 KB: the cluster "accepts" 100 KB.
+    s.proxy.plan(vec![
+        Fault::TooLargeOver(100_000),
+        Fault::TooLargeOver(100_000),
+        Fault::TooLargeOver(100_000),
+    ]);
+    let (summary, result) = s.pipeline.invoke(&event, None).await;
+    result.unwrap();
+    assert_eq!(summary.delivery.splits, 1);
+    assert_eq!(summary.delivery.dead_lettered, 1, "{summary:?}");
+    node::refresh(&s.prefix).await;
+    let dead = node::search(&format!("{}-deadletter-*", s.prefix), json!({"size": 10})).await;
+    let letter = &dead["hits"]["hits"][0]["_source"];
+    assert_eq!(letter["error"]["status"], 413);
+    assert_eq!(letter["message"], big, "the raw log event, verbatim");
+    assert_eq!(letter["@log_stream"], "111122223333_CloudTrail_us-west-2");
+}
+
+fn fixture_message(name: &str, n: usize) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cwl-indexer"))
+        .args(["decode", &common::fixtures().join(name).display().to_string()])
+        .output()
+        .unwrap();
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    envelope["logEvents"][n]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_mapping_rejection_goes_to_the_dead_letter_index_once() {
+    let s = setup("mapping", true);
+    let event = fixture("console-login-failure.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    let reject = || Fault::RejectItems {
+        positions: vec![3],
+        status: 400,
+        error_type: "mapper_parsing_exception",
+    };
+    s.proxy.plan(vec![reject()]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.dead_lettered, 1, "{summary:?}");
+    assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 1);
+    // Redelivered and rejected again: still one dead letter, nothing duplicated.
+    s.proxy.plan(vec![reject()]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.dead_lettered, 1);
+    assert_eq!(summary.delivery.duplicates, summary.events_in - 1);
+    assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 1);
+}
+
+#[tokio::test]
+async fn a_failing_dead_letter_write_fails_the_invocation_and_the_retry_lands_it() {
+    let s = setup("dlqfail", true);
+    let event = fixture("console-login-success.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    s.proxy.plan(vec![
+        Fault::RejectItems {
+            positions: vec![0],
+            status: 400,
+            error_type: "mapper_parsing_exception",
+        },
+        Fault::Respond {
+            status: 500,
+            content_type: "application/json",
+            body: r#"{"error":"boom"}"#.into(),
+        },
+    ]);
+    let (summary, result) = s.pipeline.invoke(&event, None).await;
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("dead-letter write failed"), "{err}");
+    assert_eq!(summary.failed, 1, "{summary:?}");
+    // Lambda retries the invocation: this time nothing is injected.
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!((summary.delivery.indexed, summary.delivery.dead_lettered), (1, 0));
+    assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 0);
+}
+
+#[tokio::test]
+async fn a_read_only_index_sends_its_documents_to_the_dead_letter_index() {
+    let s = setup("readonly", true);
+    let event = fixture("console-login-failure.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    // A real block on a real index: every daily index of this fixture exists, write-blocked.
+    let indices: BTreeSet<&str> = expected.iter().map(|(i, _)| i.as_str()).collect();
+    for index in &indices {
+        node::call(
+            reqwest::Method::PUT,
+            index,
+            Some(json!({"settings": {"index.number_of_replicas": 0, "index.blocks.write": true}})),
+        )
+        .await;
+    }
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.dead_lettered, summary.events_in, "{summary:?}");
+    node::refresh(&s.prefix).await;
+    let dead = node::search(&format!("{}-deadletter-*", s.prefix), json!({"size": 1})).await;
+    assert_eq!(
+        dead["hits"]["hits"][0]["_source"]["error"]["type"],
+        "cluster_block_exception"
+    );
+    assert_exactly_once(&s.prefix, &expected).await;
+}
+
+#[tokio::test]
+async fn retries_stop_in_time_for_the_deadline() {
+    let s = setup("deadline", true);
+    s.proxy.always(Some(Fault::Respond {
+        status: 503,
+        content_type: "text/plain",
+        body: "unavailable".into(),
+    }));
+    let mut config = node::config(&s.prefix, &s.proxy.url());
+    let retry = &mut config.sink.as_mut().unwrap().retry;
+    retry.max_attempts = 1000;
+    retry.base = Duration::from_millis(100);
+    retry.max_backoff = Duration::from_millis(400);
+    let pipeline = Pipeline::new(config, None);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(3);
+    let (summary, result) = pipeline.invoke(&fixture("insights.json"), Some(deadline)).await;
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("deadline"), "{err}");
+    // Returned before the deadline, keeping (most of) the 500 ms margin.
+    assert!(
+        Instant::now() < deadline - Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(summary.delivery.requests >= 3, "{summary:?}");
+    assert_eq!(summary.failed, summary.events_in);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_fails_the_invocation() {
+    // A port nothing listens on: connection refused on every attempt.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let prefix = node::unique_prefix("refused");
+    let pipeline = Pipeline::new(node::config(&prefix, &format!("http://127.0.0.1:{port}")), None);
+    let (summary, result) = pipeline.invoke(&fixture("insights.json"), None).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("after 6 attempts") && err.to_lowercase().contains("connect"),
+        "{err}"
+    );
+    assert_eq!(summary.delivery.requests, 6);
+}
