@@ -21,6 +21,9 @@ pub struct Item {
     pub source_start: usize,
     /// What the document holds.
     pub kind: DocKind,
+    /// Times this item was already sent: kept across retries and 413 splits, so an item's
+    /// attempt budget is its own, however its body is cut.
+    pub attempts: u32,
 }
 
 /// A `_bulk` request body and its items, reused from one chunk to the next.
@@ -102,7 +105,15 @@ impl BulkChunk {
             range: start..self.body.len(),
             source_start,
             kind,
+            attempts: 0,
         });
+    }
+
+    /// Sets every item's attempt count (after `n` sends of the body they came from).
+    pub fn set_attempts(&mut self, n: u32) {
+        for item in &mut self.items {
+            item.attempts = n;
+        }
     }
 
     /// Replaces this chunk's content with the chosen items of `from`, copying their bytes
@@ -117,6 +128,7 @@ impl BulkChunk {
                 range: start..self.body.len(),
                 source_start: start + (item.source_start - item.range.start),
                 kind: item.kind,
+                attempts: item.attempts,
             });
         }
     }
@@ -173,6 +185,7 @@ impl<'a> BulkEncoder<'a> {
                 range: start..chunk.body.len(),
                 source_start,
                 kind,
+                attempts: 0,
             });
             self.next += 1;
         }

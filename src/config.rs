@@ -33,6 +33,8 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
     /// The SigV4 service name of OpenSearch Service domains.
     pub const SIGV4_SERVICE: &str = "es";
+    /// Days an index is kept: CloudTrail's own Event history keeps 90.
+    pub const RETENTION_DAYS: u32 = 90;
 }
 
 /// The smallest accepted `BULK_MAX_BYTES`: one CloudWatch log event (256 KiB) plus headroom,
@@ -124,12 +126,36 @@ pub struct SinkConfig {
     pub gzip: bool,
     /// `RETRY_BASE_MS`, `RETRY_MAX_BACKOFF_MS`, `MAX_ATTEMPTS`, `DEADLINE_MARGIN_MS`, `REQUEST_TIMEOUT_MS`.
     pub retry: RetryPolicy,
-    /// `INSTALL_TEMPLATE`: install the index templates on the first write (`true`).
-    pub install_template: bool,
+    /// What the first write of each container installs.
+    pub setup: SetupConfig,
+}
+
+/// Cluster setup: index templates and retention, run by the function on its first write and
+/// by `cwl-indexer setup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupConfig {
+    /// `INSTALL_TEMPLATE`: install the templates and the retention policy (`true`).
+    pub install: bool,
     /// `INDEX_REPLICAS`: replicas per daily index, set in the template; unset leaves the
     /// cluster's default (1). `0` suits a single-node domain, whose replicas could never be
     /// assigned but would still count against its shard limit.
     pub index_replicas: Option<u32>,
+    /// `RETENTION_DAYS`: delete indices this many days after creation (`90`, CloudTrail's
+    /// own Event history); `0` installs no retention policy.
+    pub retention_days: u32,
+    /// `WARM_AFTER_DAYS`: move indices to UltraWarm after this many days (unset: never).
+    pub warm_after_days: Option<u32>,
+}
+
+impl Default for SetupConfig {
+    fn default() -> Self {
+        Self {
+            install: true,
+            index_replicas: None,
+            retention_days: defaults::RETENTION_DAYS,
+            warm_after_days: None,
+        }
+    }
 }
 
 /// How documents are built and batched. Shared by the Lambda function and the CLI.
@@ -251,13 +277,9 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
         Some("none") => AuthConfig::None,
         Some(other) => return Err(ConfigError::new("AUTH", other, "expected sigv4, basic or none")),
     };
-    if !matches!(auth, AuthConfig::None) && endpoint.scheme() == "http" {
-        return Err(ConfigError::new(
-            "OPENSEARCH_ENDPOINT",
-            endpoint.as_str(),
-            "credentials are only sent over https; use AUTH=none for a local http node",
-        ));
-    }
+    // Plain http is only accepted for loopback (see parse_endpoint), where nothing crosses
+    // a network: credentials may go there, for a local node with its security plugin on.
+
     let gzip = match get("COMPRESSION").as_deref().map(str::trim) {
         None | Some("gzip") => true,
         Some("none") => false,
@@ -279,25 +301,28 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
         deadline_margin: millis("DEADLINE_MARGIN_MS", defaults::DEADLINE_MARGIN_MS, 0)?,
         request_timeout: millis("REQUEST_TIMEOUT_MS", defaults::REQUEST_TIMEOUT_MS, 100)?,
     };
-    let install_template = match get("INSTALL_TEMPLATE").as_deref().map(str::trim) {
+    let install = match get("INSTALL_TEMPLATE").as_deref().map(str::trim) {
         None | Some("true") => true,
         Some("false") => false,
         Some(other) => return Err(ConfigError::new("INSTALL_TEMPLATE", other, "expected true or false")),
     };
-    let index_replicas = match get("INDEX_REPLICAS") {
-        None => None,
-        Some(v) => Some(
-            u32::try_from(parse_number("INDEX_REPLICAS", &v, 0)?)
-                .map_err(|_| ConfigError::new("INDEX_REPLICAS", &v, "too large"))?,
-        ),
+    let count = |var: &'static str| -> Result<Option<u32>, ConfigError> {
+        get(var)
+            .map(|v| u32::try_from(parse_number(var, &v, 0)?).map_err(|_| ConfigError::new(var, &v, "too large")))
+            .transpose()
+    };
+    let setup = SetupConfig {
+        install,
+        index_replicas: count("INDEX_REPLICAS")?,
+        retention_days: count("RETENTION_DAYS")?.unwrap_or(defaults::RETENTION_DAYS),
+        warm_after_days: count("WARM_AFTER_DAYS")?,
     };
     Ok(SinkConfig {
         endpoint,
         auth,
         gzip,
         retry,
-        install_template,
-        index_replicas,
+        setup,
     })
 }
 
@@ -445,7 +470,9 @@ mod tests {
                 service: "es".into()
             }
         );
-        assert!(sink.gzip && sink.install_template);
+        assert!(sink.gzip && sink.setup.install);
+        assert_eq!(sink.setup.retention_days, 90);
+        assert_eq!(sink.setup.warm_after_days, None);
         assert_eq!(sink.retry.max_attempts, 8);
 
         // The region never comes from the hostname; OPENSEARCH_REGION wins over AWS_REGION.
@@ -492,10 +519,6 @@ mod tests {
             (vec![("OPENSEARCH_ENDPOINT", "https://h")], "AWS_REGION"),
             (
                 vec![("OPENSEARCH_ENDPOINT", "http://search.example.com"), ("AUTH", "none")],
-                "OPENSEARCH_ENDPOINT",
-            ),
-            (
-                vec![("OPENSEARCH_ENDPOINT", "http://127.0.0.1:9200"), ("AWS_REGION", "x")],
                 "OPENSEARCH_ENDPOINT",
             ),
             (

@@ -55,6 +55,8 @@ pub struct Delivery {
     pub requests: usize,
     /// 413 answers that split a body in two.
     pub splits: usize,
+    /// Records refused for duplicate keys and re-sent with the last value of each key.
+    pub repaired: usize,
     /// Bulk body bytes sent, before compression, retries included.
     pub bulk_bytes: usize,
     /// Bytes on the wire, after compression.
@@ -69,6 +71,7 @@ impl std::ops::AddAssign for Delivery {
         self.dead_lettered += o.dead_lettered;
         self.requests += o.requests;
         self.splits += o.splits;
+        self.repaired += o.repaired;
         self.bulk_bytes += o.bulk_bytes;
         self.wire_bytes += o.wire_bytes;
     }
@@ -201,12 +204,17 @@ impl Indexer {
             invalid = s.invalid,
             requests = d.requests,
             splits = d.splits,
+            repaired = d.repaired,
             bytes_sent = d.bulk_bytes,
             bytes_compressed = d.wire_bytes,
             millis = s.millis,
             error,
             "invocation summary"
         );
+        // Metrics go to stdout as one raw JSON line, which CloudWatch reads as EMF.
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+        let emf = crate::metrics::emf(&summary, &function, chrono::Utc::now().timestamp_millis());
+        println!("{emf}");
         result.map(|()| summary)
     }
 

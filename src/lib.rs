@@ -13,13 +13,15 @@
 //! - [`bulk`]: the NDJSON body, cut into chunks under `BULK_MAX_BYTES`, each item's byte
 //!   range recorded for re-slicing on retry.
 //! - [`sink`]: HTTP to OpenSearch with [`auth`] (SigV4, basic, none) and gzip; retries paced
-//!   by [`retry`], 413 splits, dead letters, and the [`template`]s installed once.
+//!   by [`retry`], 413 splits, dead letters, and the [`setup`] ([`template`]s, retention)
+//!   run once.
 //! - [`response`]: what a `_bulk` answer means, item by item: pure functions.
 //! - [`handler`]: runs the stages for one Lambda event and hands chunks to a sink; the only
 //!   module that knows Lambda's types.
 //!
-//! Plus [`config`], parsed once at cold start, and [`schema`], the field table shared by the
-//! encoder and the template. The binaries (`bootstrap` for Lambda, `cwl-indexer` for the
+//! Plus [`config`], parsed once at cold start, [`schema`], the field table shared by the
+//! encoder and the template, [`metrics`], one EMF line per invocation, and [`redrive`],
+//! which re-submits dead letters through the handler. The binaries (`bootstrap` for Lambda, `cwl-indexer` for the
 //! command line) are thin shells over [`handler::Indexer`].
 
 pub mod auth;
@@ -28,10 +30,13 @@ pub mod config;
 pub mod document;
 pub mod envelope;
 pub mod handler;
+pub mod metrics;
 pub mod record;
+pub mod redrive;
 pub mod response;
 pub mod retry;
 pub mod schema;
+pub mod setup;
 pub mod sink;
 pub mod template;
 

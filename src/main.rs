@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     })?;
     // Lambda puts the role's credentials in the environment; no network call at init.
     let auth = Auth::new(&sink.auth, auth::credentials_from_env())?;
-    let opensearch = OpenSearch::new(sink, auth, &config.index_prefix)?;
+    let opensearch = OpenSearch::new(sink, auth, &config)?;
     tracing::info!(?config, "cold start");
     let indexer = Indexer::new(config);
     let (indexer, opensearch) = (&indexer, &opensearch);

@@ -77,6 +77,22 @@ struct ErrorBody {
     error_type: String,
     #[serde(default)]
     reason: Option<String>,
+    /// The underlying error: "failed to parse" is explained here ("Duplicate field 'a'").
+    #[serde(default)]
+    caused_by: Option<Box<ErrorBody>>,
+}
+
+impl ErrorBody {
+    /// The reason with its causes: `failed to parse (json_parse_exception: Duplicate field 'a')`.
+    fn full_reason(&self) -> String {
+        let mut text = self.reason.clone().unwrap_or_default();
+        let mut cause = self.caused_by.as_deref();
+        while let Some(c) = cause {
+            text.push_str(&format!(" ({}: {})", c.error_type, c.reason.as_deref().unwrap_or("")));
+            cause = c.caused_by.as_deref();
+        }
+        text
+    }
 }
 
 /// Request-level errors: `{"error": {"type": ..., "reason": ...}, "status": 400}`, or a string.
@@ -180,8 +196,7 @@ fn item_outcome(status: u16, error: Option<&ErrorBody>) -> ItemOutcome {
             status,
             error_type,
             reason: error
-                .and_then(|e| e.reason.as_deref())
-                .map(|r| truncate(r, MAX_REASON).to_owned())
+                .map(|e| truncate(&e.full_reason(), MAX_REASON).to_owned())
                 .unwrap_or_default(),
         },
     }
@@ -193,10 +208,7 @@ pub fn describe_error(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorResponse>(body) {
         Ok(ErrorResponse {
             error: ErrorField::Object(e),
-        }) => {
-            let reason = e.reason.unwrap_or_default();
-            format!("{}: {}", e.error_type, truncate(&reason, MAX_REASON))
-        }
+        }) => format!("{}: {}", e.error_type, truncate(&e.full_reason(), MAX_REASON)),
         Ok(ErrorResponse {
             error: ErrorField::Text(t),
         }) => truncate(&t, MAX_REASON).to_owned(),
@@ -262,6 +274,18 @@ mod tests {
         assert!(matches!(&items[4], Retry { status: 503, .. }));
         assert!(matches!(&items[5], Failed { status: 403, error_type, .. } if error_type == "cluster_block_exception"));
         assert!(matches!(&items[6], Retry { status: 500, .. }));
+    }
+
+    #[test]
+    fn causes_are_part_of_the_reason() {
+        let body = br#"{"errors":true,"items":[{"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse","caused_by":{"type":"json_parse_exception","reason":"Duplicate field 'a'"}}}}]}"#;
+        let BulkVerdict::Items(items) = classify(200, body, 1) else {
+            panic!()
+        };
+        assert!(
+            matches!(&items[0], Failed { reason, .. } if reason == "failed to parse (json_parse_exception: Duplicate field 'a')"),
+            "{items:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Stage 5: the OpenSearch sink. Sends bulk chunks over one reused HTTPS client (gzip, SigV4
 //! or basic auth), retries what is retryable until the deadline, splits on 413, writes what
-//! fails for good to the dead-letter index, and installs the index templates once.
+//! fails for good to the dead-letter index, and runs the cluster setup once.
 
 use std::io::Write as _;
 use std::sync::Mutex;
@@ -15,12 +15,14 @@ use url::Url;
 
 use crate::auth::{Auth, AuthError};
 use crate::bulk::{BulkChunk, Target};
-use crate::config::SinkConfig;
-use crate::document::{DocKind, write_json_str};
+use crate::config::{Config, SetupConfig, SinkConfig};
+use crate::document::{self, DocKind, Origin, write_json_str};
+use crate::envelope::LogEvent;
 use crate::handler::{Batch, Delivery, Sink};
 use crate::response::{self, BulkVerdict, ItemOutcome};
 use crate::retry::RetryPolicy;
-use crate::template::{self, Flavor};
+use crate::setup;
+use crate::template;
 
 /// Why delivery failed; the invocation fails and Lambda retries the whole payload, which
 /// the idempotent `_id`s make safe.
@@ -72,6 +74,7 @@ pub enum SinkError {
 #[derive(Debug)]
 struct DeadLetter {
     event: usize,
+    kind: DocKind,
     target: Target,
     status: u16,
     error_type: String,
@@ -89,21 +92,23 @@ pub struct OpenSearch {
     gzip: bool,
     retry: RetryPolicy,
     prefix: String,
-    install_template: bool,
-    index_replicas: Option<u32>,
-    templates: tokio::sync::OnceCell<Flavor>,
-    last_template_failure: Mutex<Option<Instant>>,
+    documents: Config,
+    setup: SetupConfig,
+    setup_done: tokio::sync::OnceCell<setup::Report>,
+    last_setup_failure: Mutex<Option<Instant>>,
 }
 
 /// The response fields the sink reads; everything else stays on the server.
-const BULK_FILTER: &str = "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason";
+const BULK_FILTER: &str =
+    "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by";
 
-/// After a failed template install, the next write tries again only after this long.
-const TEMPLATE_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// After a failed setup, the next write tries again only after this long.
+const SETUP_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl OpenSearch {
-    /// A sink for `config`, writing indices under `prefix`. Makes no network call.
-    pub fn new(config: &SinkConfig, auth: Auth, prefix: &str) -> Result<Self, reqwest::Error> {
+    /// A sink for `config`, writing documents built as `documents` says (its index prefix,
+    /// raw-message setting). Makes no network call.
+    pub fn new(config: &SinkConfig, auth: Auth, documents: &Config) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("cwl-indexer/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
@@ -126,11 +131,14 @@ impl OpenSearch {
             auth,
             gzip: config.gzip,
             retry: config.retry,
-            prefix: prefix.to_owned(),
-            install_template: config.install_template,
-            index_replicas: config.index_replicas,
-            templates: tokio::sync::OnceCell::new(),
-            last_template_failure: Mutex::new(None),
+            prefix: documents.index_prefix.clone(),
+            documents: Config {
+                sink: None,
+                ..documents.clone()
+            },
+            setup: config.setup.clone(),
+            setup_done: tokio::sync::OnceCell::new(),
+            last_setup_failure: Mutex::new(None),
         })
     }
 
@@ -192,14 +200,15 @@ impl OpenSearch {
         Ok((status, bytes.to_vec(), wire))
     }
 
-    /// Installs the document and dead-letter templates, at most once per container; a
-    /// failure is logged and tried again on a later write, never blocking delivery.
-    async fn ensure_templates(&self, deadline: Option<Instant>) {
-        if !self.install_template || self.templates.initialized() {
+    /// Runs the cluster setup (templates, retention) at most once per container, on the
+    /// first write: no network call at cold start. A failure is logged and tried again on
+    /// a later write (after a pause), never blocking delivery.
+    async fn ensure_setup(&self, deadline: Option<Instant>) {
+        if !self.setup.install || self.setup_done.initialized() {
             return;
         }
-        if let Ok(last) = self.last_template_failure.lock()
-            && last.is_some_and(|t| t.elapsed() < TEMPLATE_RETRY_AFTER)
+        if let Ok(last) = self.last_setup_failure.lock()
+            && last.is_some_and(|t| t.elapsed() < SETUP_RETRY_AFTER)
         {
             return;
         }
@@ -208,69 +217,49 @@ impl OpenSearch {
             .attempt_timeout(Instant::now(), deadline)
             .unwrap_or(Duration::from_millis(100))
             .min(Duration::from_secs(10));
-        match self.templates.get_or_try_init(|| self.install_templates(timeout)).await {
-            Ok(flavor) => tracing::info!(flavor = flavor.as_str(), "index templates in place"),
+        let run = || setup::run(self, &self.prefix, &self.setup, timeout);
+        match self.setup_done.get_or_try_init(run).await {
+            Ok(report) => {
+                tracing::info!(report = %serde_json::to_string(report).unwrap_or_default(), "cluster setup done")
+            }
             Err(e) => {
-                tracing::error!(error = %e, "could not install the index templates; documents are sent anyway");
-                if let Ok(mut last) = self.last_template_failure.lock() {
+                tracing::error!(error = %e, "cluster setup failed; documents are sent anyway, setup is retried later");
+                if let Ok(mut last) = self.last_setup_failure.lock() {
                     *last = Some(Instant::now());
                 }
             }
         }
     }
 
-    /// Asks the cluster what it is, then puts both templates unless the installed ones
-    /// already carry [`template::TEMPLATE_VERSION`]. Idempotent.
-    pub async fn install_templates(&self, timeout: Duration) -> Result<Flavor, RequestError> {
-        let flavor = match self.request(Method::GET, "", None, timeout).await {
-            Ok((status, body)) if status.is_success() => {
-                Flavor::detect(&serde_json::from_slice::<Value>(&body).unwrap_or_default())
-            }
-            // OpenSearch Serverless has no `GET /`: use the mapping every engine accepts.
-            _ => Flavor::Disabled,
-        };
-        for (name, body) in [
-            (
-                template::template_name(&self.prefix),
-                template::document_template(&self.prefix, flavor, self.index_replicas),
-            ),
-            (
-                template::deadletter_template_name(&self.prefix),
-                template::deadletter_template(&self.prefix, self.index_replicas),
-            ),
-        ] {
-            let path = format!("_index_template/{name}");
-            let (status, current) = self.request(Method::GET, &path, None, timeout).await?;
-            if status.is_success() && installed_version(&current) == Some(template::TEMPLATE_VERSION) {
-                continue;
-            }
-            let bytes = serde_json::to_vec(&body).map_err(|e| RequestError::Url(e.to_string()))?;
-            let (status, answer) = self.request(Method::PUT, &path, Some(&bytes), timeout).await?;
-            if !status.is_success() {
-                return Err(RequestError::Status {
-                    status: status.as_u16(),
-                    reason: response::describe_error(&answer),
-                });
-            }
-        }
-        Ok(flavor)
-    }
-
     /// Delivers one chunk: retries, 413 splits, dead letters. Errors mean some item is
     /// neither indexed nor dead-lettered.
     async fn deliver(&self, chunk: &BulkChunk, batch: &Batch<'_>, delivery: &mut Delivery) -> Result<(), SinkError> {
-        self.ensure_templates(batch.deadline).await;
+        self.ensure_setup(batch.deadline).await;
         let mut dead = Vec::new();
-        let mut halves = Vec::new();
-        let mut result = self
-            .deliver_chunk(chunk, batch, delivery, Some(&mut dead), &mut halves)
-            .await;
-        while result.is_ok()
-            && let Some(half) = halves.pop()
-        {
-            result = self
-                .deliver_chunk(&half, batch, delivery, Some(&mut dead), &mut halves)
-                .await;
+        let mut result = self.deliver_with_splits(chunk, batch, delivery, &mut dead).await;
+        // Duplicate keys deep inside a record make OpenSearch refuse it ("Duplicate field").
+        // Finding them up front would cost a second parse of every record; instead the few
+        // refused ones are re-encoded with the last value of each key, as JSON.parse keeps
+        // it, and sent once more.
+        let (repairable, mut dead): (Vec<_>, Vec<_>) = dead.into_iter().partition(|d| {
+            d.kind == DocKind::CloudTrail
+                && d.error_type.ends_with("parsing_exception")
+                && d.reason.contains("Duplicate field")
+        });
+        if result.is_ok() && !repairable.is_empty() {
+            let mut repaired = BulkChunk::default();
+            for d in repairable {
+                match batch.envelope.log_events.get(d.event).and_then(|e| deduplicated(e)) {
+                    Some(event) => repaired.push_item(d.event, d.kind, |out| {
+                        document::write_item(out, &self.documents, &origin(batch), &event);
+                    }),
+                    None => dead.push(d),
+                }
+            }
+            delivery.repaired += repaired.items().len();
+            result = self.deliver_with_splits(&repaired, batch, delivery, &mut dead).await;
+        } else {
+            dead.extend(repairable);
         }
         // Dead letters found before a failure are written anyway: fewer events for the
         // retried invocation to get wrong again.
@@ -278,6 +267,24 @@ impl OpenSearch {
             self.write_dead_letters(&dead, batch, delivery).await?;
         }
         result
+    }
+
+    /// Delivers a chunk, then the halves 413 answers split it into.
+    async fn deliver_with_splits(
+        &self,
+        chunk: &BulkChunk,
+        batch: &Batch<'_>,
+        delivery: &mut Delivery,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<(), SinkError> {
+        let mut halves = Vec::new();
+        self.deliver_chunk(chunk, batch, delivery, Some(dead), &mut halves)
+            .await?;
+        while let Some(half) = halves.pop() {
+            self.deliver_chunk(&half, batch, delivery, Some(dead), &mut halves)
+                .await?;
+        }
+        Ok(())
     }
 
     /// One chunk's retry loop. Items that fail for good go to `dead` (or, for the dead-letter
@@ -291,7 +298,8 @@ impl OpenSearch {
         halves: &mut Vec<BulkChunk>,
     ) -> Result<(), SinkError> {
         let mut retry_chunk: Option<BulkChunk> = None;
-        let mut attempts = 0u32;
+        // Carried over from the body this one was split from: one budget per item.
+        let mut attempts = first.items().iter().map(|i| i.attempts).max().unwrap_or(0);
         loop {
             let current = retry_chunk.as_ref().unwrap_or(first);
             let pending = current.items().len();
@@ -346,6 +354,7 @@ impl OpenSearch {
                                 };
                                 dead.push(DeadLetter {
                                     event: item.event,
+                                    kind: item.kind,
                                     target: current.target(item)?,
                                     status,
                                     error_type,
@@ -370,6 +379,7 @@ impl OpenSearch {
                         };
                         dead.push(DeadLetter {
                             event: item.event,
+                            kind: item.kind,
                             target: current.target(item)?,
                             status: 413,
                             error_type: "request_entity_too_large".into(),
@@ -382,6 +392,7 @@ impl OpenSearch {
                         for part in [right, left] {
                             let mut half = BulkChunk::with_capacity(current.body().len() / 2 + 1);
                             half.copy_items(current, part);
+                            half.set_attempts(attempts);
                             halves.push(half);
                         }
                     }
@@ -413,6 +424,7 @@ impl OpenSearch {
             if retry.len() < pending {
                 let mut next = BulkChunk::with_capacity(current.body().len());
                 next.copy_items(current, retry.iter().map(|&i| &current.items()[i]));
+                next.set_attempts(attempts);
                 retry_chunk = Some(next);
             }
         }
@@ -462,7 +474,8 @@ impl OpenSearch {
                 write_json_str(out, &batch.envelope.log_group);
                 out.extend_from_slice(br#","@log_stream":"#);
                 write_json_str(out, &batch.envelope.log_stream);
-                let _ = writeln!(out, r#","attempts":{}}}"#, d.attempts);
+                let timestamp = event.map_or(0, |e| e.timestamp);
+                let _ = writeln!(out, r#","timestamp":{timestamp},"attempts":{}}}"#, d.attempts);
             });
         }
         let mut counts = Delivery::default();
@@ -548,9 +561,23 @@ impl RequestError {
     }
 }
 
-fn installed_version(body: &[u8]) -> Option<u64> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    v["index_templates"][0]["index_template"]["version"].as_u64()
+fn origin<'a>(batch: &'a Batch<'_>) -> Origin<'a> {
+    Origin {
+        owner: &batch.envelope.owner,
+        log_group: &batch.envelope.log_group,
+        log_stream: &batch.envelope.log_stream,
+    }
+}
+
+/// The event with its message re-serialised through `serde_json::Value`, which keeps the
+/// last of duplicate keys at every depth. `None` if it cannot be (a number beyond `f64`).
+fn deduplicated(event: &LogEvent<'_>) -> Option<LogEvent<'static>> {
+    let value: Value = serde_json::from_str(&event.message).ok()?;
+    Some(LogEvent {
+        id: event.id.clone().into_owned().into(),
+        timestamp: event.timestamp,
+        message: value.to_string().into(),
+    })
 }
 
 fn gzip(body: &[u8]) -> Vec<u8> {

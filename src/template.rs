@@ -5,8 +5,8 @@ use serde_json::{Map, Value, json};
 
 use crate::schema::{CLOUDTRAIL_FIELDS, Shape};
 
-/// Bumped whenever a template body changes; an installed template with this version is left
-/// alone, so a fleet of cold starts does not rewrite cluster state.
+/// The templates' `version`, bumped with their layout. Whether an installed template is
+/// current is decided by a fingerprint of its whole body (see [`crate::setup`]).
 pub const TEMPLATE_VERSION: u64 = 1;
 
 /// How free-form subtrees are mapped, chosen by asking the cluster what it is.
@@ -99,8 +99,9 @@ fn mapping(shape: Shape, flavor: Flavor) -> Value {
     }
 }
 
-/// The composable index template for `<prefix>-*`, with `replicas` if given.
-pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>) -> Value {
+/// The composable index template for `<prefix>-*`, with `replicas` and an ILM policy
+/// (Elasticsearch) if given.
+pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, lifecycle: Option<&str>) -> Value {
     let mut properties: Map<String, Value> = CLOUDTRAIL_FIELDS
         .iter()
         .map(|(name, shape)| ((*name).to_owned(), mapping(*shape, flavor)))
@@ -152,16 +153,24 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>) ->
             }
         }
     });
-    if let Some(n) = replicas {
-        template["template"]["settings"]["index.number_of_replicas"] = json!(n);
-    }
+    settings(&mut template, replicas, lifecycle);
     template
+}
+
+fn settings(template: &mut Value, replicas: Option<u32>, lifecycle: Option<&str>) {
+    let settings = &mut template["template"]["settings"];
+    if let Some(n) = replicas {
+        settings["index.number_of_replicas"] = json!(n);
+    }
+    if let Some(policy) = lifecycle {
+        settings["index.lifecycle.name"] = json!(policy);
+    }
 }
 
 /// The composable index template for `<prefix>-deadletter-*`. Higher priority than the
 /// document template (whose pattern also matches), `dynamic: false`, every field a keyword,
 /// text or number: nothing a dead letter holds can be refused.
-pub fn deadletter_template(prefix: &str, replicas: Option<u32>) -> Value {
+pub fn deadletter_template(prefix: &str, replicas: Option<u32>, lifecycle: Option<&str>) -> Value {
     let k = keyword();
     let mut template = json!({
         "index_patterns": [format!("{}-*", deadletter_prefix(prefix))],
@@ -185,14 +194,14 @@ pub fn deadletter_template(prefix: &str, replicas: Option<u32>) -> Value {
                     "@owner": k,
                     "@log_group": k,
                     "@log_stream": k,
+                    // The log event's own timestamp, so a redrive rebuilds the same document.
+                    "timestamp": {"type": "date", "format": "epoch_millis"},
                     "attempts": {"type": "integer"}
                 }
             }
         }
     });
-    if let Some(n) = replicas {
-        template["template"]["settings"]["index.number_of_replicas"] = json!(n);
-    }
+    settings(&mut template, replicas, lifecycle);
     template
 }
 
@@ -217,7 +226,7 @@ mod tests {
 
     #[test]
     fn the_template_maps_every_schema_field() {
-        let t = document_template("cwl", Flavor::FlatObject, None);
+        let t = document_template("cwl", Flavor::FlatObject, None, None);
         let props = &t["template"]["mappings"]["properties"];
         assert_eq!(t["index_patterns"], json!(["cwl-*"]));
         assert_eq!(props["eventName"]["type"], "keyword");
@@ -234,20 +243,21 @@ mod tests {
         for (name, _) in CLOUDTRAIL_FIELDS {
             assert!(props.get(*name).is_some(), "{name}");
         }
-        let d = document_template("cwl", Flavor::Disabled, Some(0));
+        let d = document_template("cwl", Flavor::Disabled, Some(0), Some("p"));
         assert_eq!(
             d["template"]["mappings"]["properties"]["responseElements"],
             json!({"type": "object", "enabled": false})
         );
         assert_eq!(d["template"]["settings"]["index.number_of_replicas"], 0);
+        assert_eq!(d["template"]["settings"]["index.lifecycle.name"], "p");
         assert!(t["template"]["settings"].get("index.number_of_replicas").is_none());
     }
 
     #[test]
     fn the_deadletter_template_wins_over_the_document_template() {
-        let d = deadletter_template("cwl", None);
+        let d = deadletter_template("cwl", None, None);
         assert_eq!(d["index_patterns"], json!(["cwl-deadletter-*"]));
-        assert!(d["priority"].as_u64() > document_template("cwl", Flavor::FlatObject, None)["priority"].as_u64());
+        assert!(d["priority"].as_u64() > document_template("cwl", Flavor::FlatObject, None, None)["priority"].as_u64());
         assert_eq!(d["template"]["mappings"]["dynamic"], false);
     }
 }

@@ -127,6 +127,7 @@ async fn items_rejected_with_429_are_retried_and_land_once() {
         },
     ]);
     let summary = ok(s.pipeline.invoke(&event, None).await);
+    measured("429 and 503 on some items of a 200", &summary);
     assert_eq!(summary.delivery.retried, 4, "{summary:?}");
     assert_eq!(summary.delivery.requests, 3);
     // The retries re-sent only the rejected items.
@@ -165,6 +166,10 @@ async fn whole_request_throttling_and_unavailability_are_retried() {
         Fault::ResetMidBody,
     ]);
     let summary = ok(s.pipeline.invoke(&event, None).await);
+    measured(
+        "503, 429 (es_rejected_execution_exception), 502 HTML, reset mid-body",
+        &summary,
+    );
     assert_eq!(summary.delivery.requests, 5, "{summary:?}");
     assert_eq!(summary.delivery.indexed, expected.len());
     assert_exactly_once(&s.prefix, &expected).await;
@@ -177,6 +182,7 @@ async fn a_lost_response_is_retried_without_duplicates() {
     let expected = expected_ids(&s.prefix, &event).await;
     s.proxy.plan(vec![Fault::DropResponse]);
     let summary = ok(s.pipeline.invoke(&event, None).await);
+    measured("response lost after indexing", &summary);
     // The node indexed everything the first time; the retry finds every _id taken.
     assert_eq!(summary.delivery.indexed, 0, "{summary:?}");
     assert_eq!(summary.delivery.duplicates, summary.events_in);
@@ -192,6 +198,7 @@ async fn a_413_splits_the_body_until_it_fits() {
     s.proxy.always(Some(Fault::TooLargeOver(60_000)));
     let summary = ok(s.pipeline.invoke(&event, None).await);
     s.proxy.always(None);
+    measured("413 until bodies are under 60 KB", &summary);
     assert!(summary.delivery.splits >= 3, "{summary:?}");
     assert_eq!(summary.delivery.indexed, expected.len());
     assert!(s.proxy.requests().iter().filter(|r| r.status == Some(413)).count() >= 3);
@@ -211,6 +218,7 @@ async fn a_single_document_too_large_for_the_cluster_is_dead_lettered() {
     ]);
     let (summary, result) = s.pipeline.invoke(&event, None).await;
     result.unwrap();
+    measured("413 for a single document", &summary);
     assert_eq!(summary.delivery.splits, 1);
     assert_eq!(summary.delivery.dead_lettered, 1, "{summary:?}");
     node::refresh(&s.prefix).await;
@@ -242,6 +250,7 @@ async fn a_mapping_rejection_goes_to_the_dead_letter_index_once() {
     };
     s.proxy.plan(vec![reject()]);
     let summary = ok(s.pipeline.invoke(&event, None).await);
+    measured("mapping rejection on one item", &summary);
     assert_eq!(summary.delivery.dead_lettered, 1, "{summary:?}");
     assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 1);
     // Redelivered and rejected again: still one dead letter, nothing duplicated.
@@ -270,6 +279,7 @@ async fn a_failing_dead_letter_write_fails_the_invocation_and_the_retry_lands_it
         },
     ]);
     let (summary, result) = s.pipeline.invoke(&event, None).await;
+    measured("dead-letter write fails too", &summary);
     let err = result.unwrap_err().to_string();
     assert!(err.contains("dead-letter write failed"), "{err}");
     assert_eq!(summary.failed, 1, "{summary:?}");
@@ -295,6 +305,7 @@ async fn a_read_only_index_sends_its_documents_to_the_dead_letter_index() {
         .await;
     }
     let summary = ok(s.pipeline.invoke(&event, None).await);
+    measured("read-only index (index.blocks.write)", &summary);
     assert_eq!(summary.delivery.dead_lettered, summary.events_in, "{summary:?}");
     node::refresh(&s.prefix).await;
     let dead = node::search(&format!("{}-deadletter-*", s.prefix), json!({"size": 1})).await;
@@ -322,6 +333,7 @@ async fn retries_stop_in_time_for_the_deadline() {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(3);
     let (summary, result) = pipeline.invoke(&fixture("insights.json"), Some(deadline)).await;
+    measured("503 on every request until the deadline", &summary);
     let err = result.unwrap_err().to_string();
     assert!(err.contains("deadline"), "{err}");
     // Returned before the deadline, keeping (most of) the 500 ms margin.
@@ -349,4 +361,234 @@ async fn an_unreachable_cluster_fails_the_invocation() {
         "{err}"
     );
     assert_eq!(summary.delivery.requests, 6);
+}
+
+/// One line per fault for the README's table: requests, item retries and time spent.
+fn measured(fault: &str, summary: &Summary) {
+    eprintln!(
+        "fault-matrix | {fault} | requests {} | item retries {} | splits {} | dead-lettered {} | {} ms",
+        summary.delivery.requests,
+        summary.delivery.retried,
+        summary.delivery.splits,
+        summary.delivery.dead_lettered,
+        summary.millis
+    );
+}
+
+#[tokio::test]
+async fn a_500_fails_the_invocation_and_the_redelivery_lands_it() {
+    let s = setup("err500", true);
+    let event = fixture("root-activity.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    s.proxy.plan(vec![Fault::Respond {
+        status: 500,
+        content_type: "application/json",
+        body: r#"{"error":{"type":"null_pointer_exception","reason":"boom"},"status":500}"#.into(),
+    }]);
+    let (summary, result) = s.pipeline.invoke(&event, None).await;
+    measured("500 on the whole request", &summary);
+    assert!(result.unwrap_err().to_string().contains("HTTP 500"));
+    assert_eq!(summary.failed, summary.events_in);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.indexed, expected.len());
+    assert_exactly_once(&s.prefix, &expected).await;
+}
+
+#[tokio::test]
+async fn a_response_stalling_past_the_deadline_returns_in_time_and_redelivery_duplicates_nothing() {
+    let s = setup("stall", true);
+    let event = fixture("console-login-success.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    // The node indexes the documents, but its answer comes after the deadline.
+    s.proxy.plan(vec![Fault::Delay(Duration::from_secs(10))]);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(3);
+    let (summary, result) = s.pipeline.invoke(&event, Some(deadline)).await;
+    measured("response stalls past the deadline", &summary);
+    assert!(result.unwrap_err().to_string().contains("deadline"));
+    assert!(
+        Instant::now() < deadline,
+        "returned {:?} after start",
+        started.elapsed()
+    );
+    // Lambda retries the invocation: whatever the node had indexed is found there, the rest
+    // is indexed now, and nothing is there twice.
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(
+        summary.delivery.indexed + summary.delivery.duplicates,
+        summary.events_in
+    );
+    assert_exactly_once(&s.prefix, &expected).await;
+}
+
+#[tokio::test]
+async fn a_missing_primary_fails_the_invocation_until_the_shard_is_back() {
+    let s = setup("red", true);
+    let event = fixture("insights.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    let indices: BTreeSet<&str> = expected.iter().map(|(i, _)| i.as_str()).collect();
+    // Real red indices: primaries that cannot be allocated anywhere.
+    for index in &indices {
+        node::call(
+            reqwest::Method::PUT,
+            &format!("{index}?wait_for_active_shards=0"),
+            Some(json!({"settings": {"index.number_of_replicas": 0, "index.routing.allocation.require._name": "nowhere"}})),
+        )
+        .await;
+    }
+    let health = node::call(
+        reqwest::Method::GET,
+        &format!("_cluster/health/{}", indices.iter().next().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(health["status"], "red");
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let (summary, result) = s.pipeline.invoke(&event, Some(deadline)).await;
+    measured("red index (primary not allocated)", &summary);
+    assert!(result.is_err(), "{summary:?}");
+    assert!(Instant::now() < deadline);
+    for index in &indices {
+        node::call(
+            reqwest::Method::PUT,
+            &format!("{index}/_settings"),
+            Some(json!({"index.routing.allocation.require._name": null})),
+        )
+        .await;
+        node::call(
+            reqwest::Method::GET,
+            &format!("_cluster/health/{index}?wait_for_status=green&timeout=30s"),
+            None,
+        )
+        .await;
+    }
+    ok(s.pipeline.invoke(&event, None).await);
+    assert_exactly_once(&s.prefix, &expected).await;
+}
+
+#[tokio::test]
+async fn a_dns_failure_fails_the_invocation() {
+    let prefix = node::unique_prefix("dns");
+    // `.invalid` never resolves (RFC 6761).
+    let pipeline = Pipeline::new(node::config(&prefix, "http://cwl-indexer-test.invalid:9200"), None);
+    let (summary, result) = pipeline.invoke(&fixture("insights.json"), None).await;
+    measured("DNS failure", &summary);
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("dns") || err.contains("resolve") || err.contains("lookup"),
+        "{err}"
+    );
+    assert_eq!(summary.failed, summary.events_in);
+}
+
+#[tokio::test]
+async fn a_certificate_that_does_not_verify_fails_closed() {
+    let dir = std::env::temp_dir().join(format!("cwl-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    // A self-signed HTTPS server on loopback that records any request it manages to read.
+    let log = dir.join("requests.log");
+    let script = format!(
+        "import http.server, ssl, sys\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_POST(self):\n\
+         \x20       open({log:?}, 'a').write(self.path + '\\n'); self.send_response(200); self.end_headers()\n\
+         \x20   do_GET = do_POST\n\
+         s = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain({cert:?}, {key:?})\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         print(s.server_address[1], flush=True)\n\
+         s.serve_forever()\n"
+    );
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+
+    let prefix = node::unique_prefix("tls");
+    let pipeline = Pipeline::new(node::config(&prefix, &format!("https://127.0.0.1:{port}")), None);
+    let (summary, result) = pipeline.invoke(&fixture("insights.json"), None).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    measured("TLS certificate does not verify", &summary);
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    // Nothing was ever sent in the clear: the server read no request.
+    assert!(!log.exists(), "{:?}", std::fs::read_to_string(&log));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn redrive_resubmits_dead_letters_once_the_cause_is_fixed() {
+    let s = setup("redrive", true);
+    // Every event of this fixture has its own _id, so each dead letter stands alone.
+    let event = fixture("insights.json");
+    let expected = expected_ids(&s.prefix, &event).await;
+    assert_eq!(expected.len(), 6);
+    s.proxy.plan(vec![Fault::RejectItems {
+        positions: vec![1, 4],
+        status: 400,
+        error_type: "mapper_parsing_exception",
+    }]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(summary.delivery.dead_lettered, 2);
+    node::refresh(&s.prefix).await;
+    let indexer = &s.pipeline.indexer;
+    let timeout = Duration::from_secs(30);
+
+    // A dry run only counts.
+    let report = cwl_indexer::redrive::redrive(&s.pipeline.opensearch, indexer, true, timeout)
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.cleared), (2, 0));
+    assert_eq!(report.by_error.get("mapper_parsing_exception"), Some(&2));
+
+    // Still failing: the dead letters stay, nothing is duplicated.
+    s.proxy.plan(vec![Fault::RejectItems {
+        positions: vec![0, 1],
+        status: 400,
+        error_type: "mapper_parsing_exception",
+    }]);
+    let report = cwl_indexer::redrive::redrive(&s.pipeline.opensearch, indexer, false, timeout)
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.cleared, report.kept), (2, 0, 2), "{report:?}");
+    assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 2);
+
+    // Fixed: both are indexed and their dead letters deleted.
+    let report = cwl_indexer::redrive::redrive(&s.pipeline.opensearch, indexer, false, timeout)
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.cleared, report.kept), (2, 2, 0), "{report:?}");
+    assert_eq!(report.delivery.indexed, 2);
+    let (docs, dead) = assert_exactly_once(&s.prefix, &expected).await;
+    assert_eq!((docs, dead), (expected.len(), 0));
 }

@@ -96,6 +96,26 @@ enum Command {
         #[arg(required = true)]
         events: Vec<PathBuf>,
     },
+    /// Install the index templates and the retention policy (ISM on OpenSearch, ILM on
+    /// Elasticsearch) on --endpoint. Idempotent; the function does the same on its first write.
+    Setup {
+        /// Delete indices this many days after creation; 0 installs no policy [env: RETENTION_DAYS] [default: 90].
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Move indices to UltraWarm after this many days [env: WARM_AFTER_DAYS].
+        #[arg(long)]
+        warm_after_days: Option<u32>,
+        /// Replicas per daily index [env: INDEX_REPLICAS] [default: the cluster's].
+        #[arg(long)]
+        index_replicas: Option<u32>,
+    },
+    /// Re-submit the dead letters of --endpoint through the handler, once their cause is
+    /// fixed; each is deleted only after its document is read back from its index.
+    Redrive {
+        /// Only count the dead letters, by error type.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Read back from --endpoint what is indexed: documents per index, top eventNames and
     /// errorCodes, dead letters.
     Report {
@@ -156,6 +176,34 @@ fn run(cli: Cli) -> Result<()> {
                 replay(Indexer::new(config), &opensearch, &events).await
             })
         }
+        Command::Setup {
+            retention_days,
+            warm_after_days,
+            index_replicas,
+        } => rt.block_on(async {
+            let mut config = config;
+            let sink = config
+                .sink
+                .as_mut()
+                .ok_or_else(|| anyhow!("no cluster: pass --endpoint URL (or set OPENSEARCH_ENDPOINT)"))?;
+            let setup = &mut sink.setup;
+            setup.retention_days = retention_days.unwrap_or(setup.retention_days);
+            setup.warm_after_days = warm_after_days.or(setup.warm_after_days);
+            setup.index_replicas = index_replicas.or(setup.index_replicas);
+            let setup = setup.clone();
+            let opensearch = connect(&config).await?;
+            let report =
+                cwl_indexer::setup::run(&opensearch, &config.index_prefix, &setup, Duration::from_secs(30)).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }),
+        Command::Redrive { dry_run } => rt.block_on(async {
+            let opensearch = connect(&config).await?;
+            let indexer = Indexer::new(config);
+            let report = cwl_indexer::redrive::redrive(&opensearch, &indexer, dry_run, Duration::from_secs(30)).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }),
         Command::Report { top } => rt.block_on(async {
             let opensearch = connect(&config).await?;
             report(&opensearch, &config.index_prefix, top).await
@@ -179,7 +227,7 @@ async fn connect(config: &Config) -> Result<OpenSearch> {
         _ => None,
     };
     let auth = Auth::new(&sink.auth, credentials)?;
-    Ok(OpenSearch::new(sink, auth, &config.index_prefix)?)
+    Ok(OpenSearch::new(sink, auth, config)?)
 }
 
 async fn replay(indexer: Indexer, opensearch: &OpenSearch, paths: &[PathBuf]) -> Result<()> {

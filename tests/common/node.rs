@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cwl_indexer::auth::Auth;
-use cwl_indexer::config::{AuthConfig, SinkConfig};
+use cwl_indexer::config::{AuthConfig, SetupConfig, SinkConfig};
 use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
 use cwl_indexer::retry::RetryPolicy;
 use cwl_indexer::sink::OpenSearch;
@@ -40,9 +40,11 @@ pub fn config(prefix: &str, endpoint: &str) -> Config {
             auth: AuthConfig::None,
             gzip: true,
             retry: fast_retry(),
-            install_template: true,
-            // One node: replicas would stay unassigned yet count against its shard limit.
-            index_replicas: Some(0),
+            setup: SetupConfig {
+                // One node: replicas would stay unassigned yet count against its shard limit.
+                index_replicas: Some(0),
+                ..SetupConfig::default()
+            },
         }),
         ..Config::default()
     }
@@ -59,7 +61,7 @@ impl Pipeline {
     pub fn new(config: Config, auth: Option<Auth>) -> Self {
         let sink = config.sink.clone().expect("a sink config");
         let auth = auth.unwrap_or_else(|| Auth::new(&AuthConfig::None, None).unwrap());
-        let opensearch = OpenSearch::new(&sink, auth, &config.index_prefix).unwrap();
+        let opensearch = OpenSearch::new(&sink, auth, &config).unwrap();
         Self {
             indexer: Indexer::new(config),
             opensearch,
@@ -168,4 +170,9 @@ impl Drop for Cleanup {
         })
         .join();
     }
+}
+
+/// How the node maps free-form subtrees, from what it says it is (`GET /`).
+pub async fn flavor() -> cwl_indexer::template::Flavor {
+    cwl_indexer::template::Flavor::detect(&call(reqwest::Method::GET, "", None).await)
 }

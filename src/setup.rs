@@ -1,0 +1,422 @@
+//! Cluster setup, shared by the function (lazily, on its first write) and `cwl-indexer setup`:
+//! the index templates, the retention policy (ISM on OpenSearch, ILM on Elasticsearch), and
+//! the Dashboards saved objects. Idempotent: what is already in place is left alone.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::config::SetupConfig;
+use crate::response;
+use crate::sink::{OpenSearch, RequestError};
+use crate::template::{self, Flavor};
+
+/// Why setup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A request failed.
+    #[error("{what}: {source}")]
+    Request {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: RequestError,
+    },
+    /// The cluster answered with an error.
+    #[error("{what}: HTTP {status}: {reason}")]
+    Refused {
+        /// What was being done.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Error type and reason.
+        reason: String,
+    },
+}
+
+/// What one setup step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Did not exist; created.
+    Created,
+    /// Existed with other content; replaced.
+    Updated,
+    /// Already as wanted.
+    Unchanged,
+}
+
+/// The engine behind the endpoint, as `GET /` tells it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Cluster {
+    /// `opensearch` or `elasticsearch` (or `unknown` where `GET /` is not served, as on
+    /// OpenSearch Serverless).
+    pub distribution: String,
+    /// The version number.
+    pub version: String,
+    /// How free-form subtrees are mapped there.
+    #[serde(serialize_with = "flavor_name")]
+    pub flavor: Flavor,
+}
+
+fn flavor_name<S: serde::Serializer>(f: &Flavor, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(f.as_str())
+}
+
+/// What happened to the retention policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Retention {
+    /// An ISM (OpenSearch) or ILM (Elasticsearch) policy is in place.
+    Installed {
+        /// `ism` or `ilm`.
+        kind: &'static str,
+        /// The policy id.
+        policy: String,
+        /// What this run did.
+        change: Change,
+    },
+    /// `RETENTION_DAYS=0`: indices are kept until deleted by hand.
+    Disabled,
+    /// The cluster has neither ISM nor ILM (the minimal OpenSearch distribution, Elasticsearch
+    /// OSS): nothing installed, documents still flow.
+    Unsupported {
+        /// What is missing.
+        reason: String,
+    },
+}
+
+/// Everything one setup run did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// The engine.
+    pub cluster: Cluster,
+    /// The document and dead-letter templates: (name, change).
+    pub templates: Vec<(String, Change)>,
+    /// The retention policy.
+    pub retention: Retention,
+}
+
+/// The policy id of `prefix`'s retention policy.
+pub fn policy_id(prefix: &str) -> String {
+    format!("cwl-indexer-{prefix}-retention")
+}
+
+struct Client<'a> {
+    os: &'a OpenSearch,
+    timeout: Duration,
+}
+
+impl Client<'_> {
+    async fn call(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), SetupError> {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let (status, answer) = self
+            .os
+            .request(method, path, bytes.as_deref(), self.timeout)
+            .await
+            .map_err(|source| SetupError::Request {
+                what: what.to_owned(),
+                source,
+            })?;
+        let value =
+            serde_json::from_slice(&answer).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into()));
+        Ok((status.as_u16(), value))
+    }
+
+    async fn expect_ok(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, SetupError> {
+        let (status, value) = self.call(what, method, path, body).await?;
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            Err(SetupError::Refused {
+                what: what.to_owned(),
+                status,
+                reason: response::describe_error(value.to_string().as_bytes()),
+            })
+        }
+    }
+}
+
+/// Runs the whole setup against `os` for indices under `prefix`.
+pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: Duration) -> Result<Report, SetupError> {
+    let client = Client { os, timeout };
+    let cluster = detect(&client).await;
+    let retention_kind = if config.retention_days == 0 {
+        None
+    } else {
+        lifecycle_support(&client, &cluster).await?
+    };
+    let lifecycle = (retention_kind == Some("ilm")).then(|| policy_id(prefix));
+    let mut templates = Vec::new();
+    for (name, body) in [
+        (
+            template::template_name(prefix),
+            template::document_template(prefix, cluster.flavor, config.index_replicas, lifecycle.as_deref()),
+        ),
+        (
+            template::deadletter_template_name(prefix),
+            template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref()),
+        ),
+    ] {
+        let change = put_template(&client, &name, body).await?;
+        templates.push((name, change));
+    }
+    let retention = match (config.retention_days, retention_kind) {
+        (0, _) => Retention::Disabled,
+        (_, Some("ism")) => Retention::Installed {
+            kind: "ism",
+            policy: policy_id(prefix),
+            change: put_ism_policy(&client, prefix, config).await?,
+        },
+        (_, Some(_)) => Retention::Installed {
+            kind: "ilm",
+            policy: policy_id(prefix),
+            change: put_ilm_policy(&client, prefix, config).await?,
+        },
+        (_, None) => Retention::Unsupported {
+            reason: format!(
+                "{} {} has no Index State Management or Index Lifecycle Management",
+                cluster.distribution, cluster.version
+            ),
+        },
+    };
+    Ok(Report {
+        cluster,
+        templates,
+        retention,
+    })
+}
+
+async fn detect(client: &Client<'_>) -> Cluster {
+    match client.call("GET /", Method::GET, "", None).await {
+        Ok((200, root)) => Cluster {
+            distribution: root["version"]["distribution"]
+                .as_str()
+                .unwrap_or("elasticsearch")
+                .to_owned(),
+            version: root["version"]["number"].as_str().unwrap_or("unknown").to_owned(),
+            flavor: Flavor::detect(&root),
+        },
+        // OpenSearch Serverless serves no `GET /`: use the mapping every engine accepts.
+        _ => Cluster {
+            distribution: "unknown".into(),
+            version: "unknown".into(),
+            flavor: Flavor::Disabled,
+        },
+    }
+}
+
+/// `Some("ism")`, `Some("ilm")` or `None`, by asking for the plugin's own status endpoint.
+async fn lifecycle_support(client: &Client<'_>, cluster: &Cluster) -> Result<Option<&'static str>, SetupError> {
+    if cluster.distribution == "opensearch" {
+        // Listing plugins is allowed on OpenSearch Service; ISM is built into every domain.
+        let (status, plugins) = client
+            .call(
+                "list plugins",
+                Method::GET,
+                "_cat/plugins?format=json&h=component",
+                None,
+            )
+            .await?;
+        let has_ism = status == 200
+            && plugins
+                .as_array()
+                .is_some_and(|p| p.iter().any(|c| c["component"] == "opensearch-index-management"));
+        return Ok(has_ism.then_some("ism"));
+    }
+    let (status, _) = client.call("ILM status", Method::GET, "_ilm/status", None).await?;
+    Ok((status == 200).then_some("ilm"))
+}
+
+/// Puts an index template unless the installed one carries the same fingerprint.
+async fn put_template(client: &Client<'_>, name: &str, mut body: Value) -> Result<Change, SetupError> {
+    let fingerprint = fingerprint(&body);
+    body["_meta"]["fingerprint"] = json!(fingerprint);
+    let path = format!("_index_template/{name}");
+    let what = format!("index template {name}");
+    let (status, current) = client.call(&what, Method::GET, &path, None).await?;
+    let installed = current["index_templates"][0]["index_template"]["_meta"]["fingerprint"].as_str();
+    if status == 200 && installed == Some(fingerprint.as_str()) {
+        return Ok(Change::Unchanged);
+    }
+    client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
+    Ok(if status == 200 {
+        Change::Updated
+    } else {
+        Change::Created
+    })
+}
+
+/// The ISM policy: optionally `warm_migration` (UltraWarm) after `warm_after_days`, then
+/// delete after `retention_days`, attached to new `<prefix>-*` indices by its `ism_template`.
+///
+/// The policy attaches itself through `ism_template` rather than through an index setting
+/// in the index template: the `policy_id` index setting is deprecated, and on a cluster
+/// without ISM it would make every index creation fail.
+pub fn ism_policy(prefix: &str, config: &SetupConfig) -> Value {
+    let delete = json!({"name": "delete", "actions": [{"delete": {}}], "transitions": []});
+    let after = |days: u32| json!({"min_index_age": format!("{days}d")});
+    let states = match config.warm_after_days {
+        Some(warm) if warm < config.retention_days => json!([
+            {"name": "hot", "actions": [], "transitions": [{"state_name": "warm", "conditions": after(warm)}]},
+            {"name": "warm", "actions": [{"warm_migration": {}}],
+             "transitions": [{"state_name": "delete", "conditions": after(config.retention_days)}]},
+            delete
+        ]),
+        _ => json!([
+            {"name": "hot", "actions": [], "transitions": [{"state_name": "delete", "conditions": after(config.retention_days)}]},
+            delete
+        ]),
+    };
+    let mut policy = json!({
+        "policy": {
+            "default_state": "hot",
+            "states": states,
+            "ism_template": [{"index_patterns": [format!("{prefix}-*")], "priority": 100}]
+        }
+    });
+    let description = format!(
+        "cwl-indexer: delete {prefix}-* indices {} days after creation{}",
+        config.retention_days,
+        config
+            .warm_after_days
+            .map_or(String::new(), |w| format!(", UltraWarm after {w} days"))
+    );
+    let print = fingerprint(&policy);
+    policy["policy"]["description"] = json!(format!("{description} [{print}]"));
+    policy
+}
+
+async fn put_ism_policy(client: &Client<'_>, prefix: &str, config: &SetupConfig) -> Result<Change, SetupError> {
+    let body = ism_policy(prefix, config);
+    let path = format!("_plugins/_ism/policies/{}", policy_id(prefix));
+    let what = format!("ISM policy {}", policy_id(prefix));
+    let (status, current) = client.call(&what, Method::GET, &path, None).await?;
+    if status == 200 {
+        if current["policy"]["description"] == body["policy"]["description"] {
+            return Ok(Change::Unchanged);
+        }
+        // Optimistic concurrency: a policy is replaced only at the version read.
+        let update = format!(
+            "{path}?if_seq_no={}&if_primary_term={}",
+            current["_seq_no"].as_u64().unwrap_or(0),
+            current["_primary_term"].as_u64().unwrap_or(0)
+        );
+        client.expect_ok(&what, Method::PUT, &update, Some(&body)).await?;
+        return Ok(Change::Updated);
+    }
+    client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
+    Ok(Change::Created)
+}
+
+/// The ILM policy, for Elasticsearch with its default distribution.
+pub fn ilm_policy(config: &SetupConfig) -> Value {
+    let mut phases = json!({
+        "delete": {"min_age": format!("{}d", config.retention_days), "actions": {"delete": {}}}
+    });
+    if let Some(warm) = config.warm_after_days.filter(|w| *w < config.retention_days) {
+        phases["warm"] = json!({"min_age": format!("{warm}d"), "actions": {}});
+    }
+    let mut policy = json!({"policy": {"phases": phases}});
+    let print = fingerprint(&policy);
+    policy["policy"]["_meta"] = json!({"managed_by": "cwl-indexer", "fingerprint": print});
+    policy
+}
+
+async fn put_ilm_policy(client: &Client<'_>, prefix: &str, config: &SetupConfig) -> Result<Change, SetupError> {
+    let body = ilm_policy(config);
+    let id = policy_id(prefix);
+    let path = format!("_ilm/policy/{id}");
+    let what = format!("ILM policy {id}");
+    let (status, current) = client.call(&what, Method::GET, &path, None).await?;
+    if status == 200 && current[&id]["policy"]["_meta"]["fingerprint"] == body["policy"]["_meta"]["fingerprint"] {
+        return Ok(Change::Unchanged);
+    }
+    client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
+    Ok(if status == 200 {
+        Change::Updated
+    } else {
+        Change::Created
+    })
+}
+
+/// A stable 64-bit FNV-1a fingerprint of a JSON body, as 16 hex digits: installed objects
+/// carry it, so an unchanged object is never rewritten (many cold starts, one write).
+fn fingerprint(body: &Value) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in body.to_string().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(days: u32, warm: Option<u32>) -> SetupConfig {
+        SetupConfig {
+            retention_days: days,
+            warm_after_days: warm,
+            ..SetupConfig::default()
+        }
+    }
+
+    #[test]
+    fn ism_policy_deletes_after_the_retention() {
+        let p = ism_policy("cwl", &config(90, None));
+        let states = p["policy"]["states"].as_array().unwrap();
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0]["transitions"][0]["conditions"]["min_index_age"], "90d");
+        assert_eq!(states[1]["actions"][0], json!({"delete": {}}));
+        assert_eq!(p["policy"]["ism_template"][0]["index_patterns"], json!(["cwl-*"]));
+        assert!(p["policy"]["description"].as_str().unwrap().contains("90 days"));
+    }
+
+    #[test]
+    fn ism_policy_with_ultrawarm() {
+        let p = ism_policy("audit", &config(365, Some(30)));
+        let states = p["policy"]["states"].as_array().unwrap();
+        assert_eq!(states.len(), 3);
+        assert_eq!(states[0]["transitions"][0]["conditions"]["min_index_age"], "30d");
+        assert_eq!(states[1]["actions"][0], json!({"warm_migration": {}}));
+        assert_eq!(states[1]["transitions"][0]["conditions"]["min_index_age"], "365d");
+        // A warm phase after the deletion makes no sense and is left out.
+        assert_eq!(
+            ism_policy("a", &config(10, Some(20)))["policy"]["states"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn fingerprints_follow_the_content() {
+        let a = ism_policy("cwl", &config(90, None));
+        assert_eq!(a, ism_policy("cwl", &config(90, None)));
+        assert_ne!(
+            a["policy"]["description"],
+            ism_policy("cwl", &config(91, None))["policy"]["description"]
+        );
+        assert_ne!(ilm_policy(&config(90, None)), ilm_policy(&config(90, Some(7))));
+        assert_eq!(
+            ilm_policy(&config(30, None))["policy"]["phases"]["delete"]["min_age"],
+            "30d"
+        );
+    }
+}
