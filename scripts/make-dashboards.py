@@ -1,0 +1,426 @@
+#!/usr/bin/env python3
+"""Generate dashboards/cloudtrail-audit.ndjson, the OpenSearch Dashboards saved objects.
+
+Usage: python3 scripts/make-dashboards.py [--stdout]
+
+The saved-objects format stores visState, panelsJSON and searchSourceJSON as JSON *strings*
+inside JSON, which is unreadable and easy to break by hand; this script keeps the objects as
+a readable spec and writes one object per line, deterministically. `tests/dashboards.rs`
+checks that the committed file is exactly this script's output, validates its structure and
+runs every visualization's aggregation and every saved search's query against a real node.
+
+Invariants the `setup` command and the tests rely on (see dashboards/README.md):
+- The index pattern `cwl-*` appears exactly once in the file: as the title of the
+  index-pattern object. Retargeting another INDEX_PREFIX is one substitution of that title.
+- Ids are stable and prefix-independent, so re-importing with overwrite=true replaces the
+  objects instead of duplicating them.
+- Queries are Lucene syntax (`language: lucene`): Dashboards sends them as `query_string`
+  queries, the same queries the README documents and the tests run.
+"""
+
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "dashboards", "cloudtrail-audit.ndjson")
+
+INDEX_PATTERN_ID = "cwl-indexer-index-pattern"
+INDEX_PATTERN_TITLE = "cwl-*"  # the only place the index pattern is named
+INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
+
+# The latest migration of each type in OpenSearch Dashboards 1.x-3.x (forked from Kibana
+# 7.10.2): objects at these versions are imported as they are, without running migrations.
+MIGRATION = {"index-pattern": "7.6.0", "visualization": "7.10.0", "search": "7.9.3", "dashboard": "7.9.3"}
+
+# Queries, each defined once and shared by the saved search and the visualization using it.
+ROOT_ACTIVITY = "userIdentity.type:Root AND NOT _exists_:userIdentity.invokedBy AND NOT eventType:AwsServiceEvent"
+FAILED_CONSOLE_LOGINS = "eventName:ConsoleLogin AND responseElements.ConsoleLogin:Failure"
+UNAUTHORIZED_CALLS = "errorCode:(AccessDenied* OR *UnauthorizedOperation)"
+TRAIL_TAMPERING = "eventName:(StopLogging OR DeleteTrail OR UpdateTrail OR PutEventSelectors)"
+SECURITY_GROUP_CHANGES = (
+    "eventName:(AuthorizeSecurityGroupIngress OR AuthorizeSecurityGroupEgress OR RevokeSecurityGroupIngress"
+    " OR RevokeSecurityGroupEgress OR CreateSecurityGroup OR DeleteSecurityGroup OR ModifySecurityGroupRules)"
+)
+HAS_ERROR = "_exists_:errorCode"
+
+
+def minify(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def search_source(query, with_index=True):
+    source = {"query": {"query": query, "language": "lucene"}, "filter": []}
+    if with_index:
+        source["indexRefName"] = INDEX_REF
+    return {"searchSourceJSON": minify(source)}
+
+
+def index_ref():
+    return [{"name": INDEX_REF, "type": "index-pattern", "id": INDEX_PATTERN_ID}]
+
+
+# Aggregations, in the visState form the visualize editor saves.
+
+
+def count():
+    return {"id": "1", "enabled": True, "type": "count", "params": {}, "schema": "metric"}
+
+
+def terms(agg_id, field, size, schema, label):
+    return {
+        "id": agg_id,
+        "enabled": True,
+        "type": "terms",
+        "params": {
+            "field": field,
+            "orderBy": "1",
+            "order": "desc",
+            "size": size,
+            "otherBucket": False,
+            "otherBucketLabel": "Other",
+            "missingBucket": False,
+            "missingBucketLabel": "Missing",
+            "customLabel": label,
+        },
+        "schema": schema,
+    }
+
+
+def date_histogram(agg_id):
+    return {
+        "id": agg_id,
+        "enabled": True,
+        "type": "date_histogram",
+        "params": {
+            "field": "@timestamp",
+            "useNormalizedOpenSearchInterval": True,
+            "scaleMetricValues": False,
+            "interval": "auto",
+            "drop_partials": False,
+            "min_doc_count": 1,
+            "extended_bounds": {},
+            "customLabel": "@timestamp",
+        },
+        "schema": "segment",
+    }
+
+
+# Chart parameters, per visualization type.
+
+
+def xy_params(chart, series, horizontal=False):
+    return {
+        "type": chart,
+        "grid": {"categoryLines": False},
+        "categoryAxes": [
+            {
+                "id": "CategoryAxis-1",
+                "type": "category",
+                "position": "left" if horizontal else "bottom",
+                "show": True,
+                "style": {},
+                "scale": {"type": "linear"},
+                "labels": {"show": True, "filter": not horizontal, "truncate": 200 if horizontal else 100},
+                "title": {},
+            }
+        ],
+        "valueAxes": [
+            {
+                "id": "ValueAxis-1",
+                "name": "LeftAxis-1",
+                "type": "value",
+                "position": "bottom" if horizontal else "left",
+                "show": True,
+                "style": {},
+                "scale": {"type": "linear", "mode": "normal"},
+                "labels": {"show": True, "rotate": 0, "filter": False, "truncate": 100},
+                "title": {"text": "Events"},
+            }
+        ],
+        "seriesParams": [
+            {
+                "show": True,
+                "type": series,
+                "mode": "normal",
+                "data": {"label": "Events", "id": "1"},
+                "valueAxis": "ValueAxis-1",
+                "drawLinesBetweenPoints": True,
+                "lineWidth": 2,
+                "interpolate": "linear",
+                "showCircles": True,
+            }
+        ],
+        "addTooltip": True,
+        "addLegend": True,
+        "legendPosition": "right",
+        "times": [],
+        "addTimeMarker": False,
+        "labels": {"show": False},
+        "thresholdLine": {"show": False, "value": 10, "width": 1, "style": "full", "color": "#E7664C"},
+    }
+
+
+def pie_params():
+    return {
+        "type": "pie",
+        "addTooltip": True,
+        "addLegend": True,
+        "legendPosition": "right",
+        "isDonut": True,
+        "labels": {"show": False, "values": True, "last_level": True, "truncate": 100},
+    }
+
+
+def table_params():
+    return {
+        "perPage": 10,
+        "showPartialRows": False,
+        "showMetricsAtAllLevels": False,
+        "sort": {"columnIndex": None, "direction": None},
+        "showTotal": False,
+        "totalFunc": "sum",
+        "percentageCol": "",
+    }
+
+
+VIS_PARAMS = {
+    "histogram": lambda: xy_params("histogram", "histogram"),
+    "horizontal_bar": lambda: xy_params("histogram", "histogram", horizontal=True),
+    "line": lambda: xy_params("line", "line"),
+    "pie": pie_params,
+    "table": table_params,
+}
+
+
+def visualization(vis_id, title, description, vis_type, aggs, query=""):
+    vis_state = {"title": title, "type": vis_type, "aggs": [count()] + aggs, "params": VIS_PARAMS[vis_type]()}
+    return {
+        "id": vis_id,
+        "type": "visualization",
+        "attributes": {
+            "title": title,
+            "description": description,
+            "visState": minify(vis_state),
+            "uiStateJSON": "{}",
+            "version": 1,
+            "kibanaSavedObjectMeta": search_source(query),
+        },
+        "references": index_ref(),
+    }
+
+
+SEARCH_COLUMNS = ["eventName", "eventSource", "userIdentity.arn", "sourceIPAddress", "awsRegion", "errorCode"]
+
+
+def saved_search(search_id, title, description, query, columns=SEARCH_COLUMNS):
+    return {
+        "id": search_id,
+        "type": "search",
+        "attributes": {
+            "title": title,
+            "description": description,
+            "hits": 0,
+            "columns": list(columns),
+            "sort": [["@timestamp", "desc"]],
+            "version": 1,
+            "kibanaSavedObjectMeta": search_source(query),
+        },
+        "references": index_ref(),
+    }
+
+
+def dashboard(dash_id, title, description, layout):
+    """`layout` is a list of (object, width, height) in reading order, on the 48-column grid."""
+    panels, references = [], []
+    x = y = row_height = 0
+    for i, (obj, w, h) in enumerate(layout):
+        if x + w > 48:
+            x, y, row_height = 0, y + row_height, 0
+        panel_index = str(i + 1)
+        panels.append(
+            {
+                "version": "7.9.3",
+                "gridData": {"x": x, "y": y, "w": w, "h": h, "i": panel_index},
+                "panelIndex": panel_index,
+                "embeddableConfig": {},
+                "panelRefName": f"panel_{i}",
+            }
+        )
+        references.append({"name": f"panel_{i}", "type": obj["type"], "id": obj["id"]})
+        x += w
+        row_height = max(row_height, h)
+    return {
+        "id": dash_id,
+        "type": "dashboard",
+        "attributes": {
+            "title": title,
+            "description": description,
+            "hits": 0,
+            "panelsJSON": minify(panels),
+            "optionsJSON": minify({"hidePanelTitles": False, "useMargins": True}),
+            "timeRestore": False,
+            "version": 1,
+            "kibanaSavedObjectMeta": search_source("", with_index=False),
+        },
+        "references": references,
+    }
+
+
+def objects():
+    index_pattern = {
+        "id": INDEX_PATTERN_ID,
+        "type": "index-pattern",
+        "attributes": {"title": INDEX_PATTERN_TITLE, "timeFieldName": "@timestamp"},
+        "references": [],
+    }
+    by_event_name = visualization(
+        "cwl-indexer-events-by-event-name",
+        "CloudTrail: events by eventName",
+        "The 20 most frequent API calls (eventName).",
+        "histogram",
+        [terms("2", "eventName", 20, "segment", "eventName")],
+    )
+    errors_over_time = visualization(
+        "cwl-indexer-error-codes-over-time",
+        "CloudTrail: errorCode over time",
+        "Events that carry an errorCode, per interval, one line per errorCode (top 10 per interval).",
+        "line",
+        [date_histogram("2"), terms("3", "errorCode", 10, "group", "errorCode")],
+        HAS_ERROR,
+    )
+    principals = visualization(
+        "cwl-indexer-top-principals",
+        "CloudTrail: top principals",
+        "The 20 principals (userIdentity.arn) making the most calls.",
+        "table",
+        [terms("2", "userIdentity.arn", 20, "bucket", "userIdentity.arn")],
+    )
+    addresses = visualization(
+        "cwl-indexer-top-source-addresses",
+        "CloudTrail: top source addresses",
+        "The 20 most frequent sourceIPAddress values: IP addresses, and service names for calls AWS makes.",
+        "table",
+        [terms("2", "sourceIPAddress", 20, "bucket", "sourceIPAddress")],
+    )
+    regions = visualization(
+        "cwl-indexer-events-by-region",
+        "CloudTrail: events by awsRegion",
+        "Events per region (top 20).",
+        "pie",
+        [terms("2", "awsRegion", 20, "segment", "awsRegion")],
+    )
+    sources = visualization(
+        "cwl-indexer-events-by-event-source",
+        "CloudTrail: events by eventSource",
+        "Events per AWS service endpoint (eventSource, top 20).",
+        "horizontal_bar",
+        [terms("2", "eventSource", 20, "segment", "eventSource")],
+    )
+    failed_logins_over_time = visualization(
+        "cwl-indexer-failed-console-logins-over-time",
+        "CloudTrail: failed console logins over time",
+        "ConsoleLogin events whose responseElements.ConsoleLogin is Failure, per interval.",
+        "histogram",
+        [date_histogram("2")],
+        FAILED_CONSOLE_LOGINS,
+    )
+    root = saved_search(
+        "cwl-indexer-root-activity",
+        "CloudTrail: root user activity",
+        "Calls made with the account's root user, as CIS AWS Foundations 3.3 defines them: "
+        "userIdentity.type Root, not invoked by an AWS service (userIdentity.invokedBy absent) "
+        "and not an AwsServiceEvent.",
+        ROOT_ACTIVITY,
+    )
+    failed_logins = saved_search(
+        "cwl-indexer-failed-console-logins",
+        "CloudTrail: failed console logins",
+        "ConsoleLogin events whose responseElements.ConsoleLogin is Failure.",
+        FAILED_CONSOLE_LOGINS,
+        ["userIdentity.type", "userIdentity.arn", "userIdentity.userName", "sourceIPAddress", "userAgent", "errorMessage"],
+    )
+    unauthorized = saved_search(
+        "cwl-indexer-unauthorized-calls",
+        "CloudTrail: AccessDenied and UnauthorizedOperation",
+        "Calls refused for lack of permission, as CIS AWS Foundations 3.1 defines them: errorCode "
+        "starting with AccessDenied (AccessDenied, AccessDeniedException) or ending with "
+        "UnauthorizedOperation (UnauthorizedOperation, Client.UnauthorizedOperation).",
+        UNAUTHORIZED_CALLS,
+        ["eventName", "eventSource", "errorCode", "errorMessage", "userIdentity.arn", "sourceIPAddress"],
+    )
+    tampering = saved_search(
+        "cwl-indexer-trail-tampering",
+        "CloudTrail: trail tampering",
+        "Calls that stop, delete or reconfigure a trail: StopLogging, DeleteTrail, UpdateTrail, "
+        "PutEventSelectors (failed attempts included).",
+        TRAIL_TAMPERING,
+        ["eventName", "requestParameters.name", "userIdentity.arn", "sourceIPAddress", "awsRegion", "errorCode"],
+    )
+    security_groups = saved_search(
+        "cwl-indexer-security-group-changes",
+        "CloudTrail: security group changes",
+        "Security groups created, deleted, or their rules changed (failed attempts included).",
+        SECURITY_GROUP_CHANGES,
+        ["eventName", "requestParameters.groupId", "userIdentity.arn", "sourceIPAddress", "awsRegion", "errorCode"],
+    )
+    audit = dashboard(
+        "cwl-indexer-cloudtrail-audit",
+        "CloudTrail audit",
+        "Who did what, when and from where: the cwl-indexer CloudTrail charts and alert searches.",
+        [
+            (by_event_name, 24, 15),
+            (errors_over_time, 24, 15),
+            (failed_logins_over_time, 24, 12),
+            (sources, 24, 12),
+            (principals, 24, 15),
+            (addresses, 12, 15),
+            (regions, 12, 15),
+            (root, 24, 15),
+            (failed_logins, 24, 15),
+            (unauthorized, 24, 15),
+            (tampering, 24, 15),
+            (security_groups, 48, 15),
+        ],
+    )
+    return [
+        index_pattern,
+        by_event_name,
+        errors_over_time,
+        principals,
+        addresses,
+        regions,
+        sources,
+        failed_logins_over_time,
+        root,
+        failed_logins,
+        unauthorized,
+        tampering,
+        security_groups,
+        audit,
+    ]
+
+
+def render():
+    out = []
+    for obj in objects():
+        obj = dict(obj, migrationVersion={obj["type"]: MIGRATION[obj["type"]]})
+        out.append(minify(obj) + "\n")
+    return "".join(out)
+
+
+def main(argv):
+    text = render()
+    if argv[1:] == ["--stdout"]:
+        sys.stdout.write(text)
+    elif argv[1:]:
+        sys.exit(__doc__)
+    else:
+        os.makedirs(os.path.dirname(OUT), exist_ok=True)
+        with open(OUT, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        print(f"wrote {os.path.relpath(OUT, ROOT)}: {text.count(chr(10))} objects", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
