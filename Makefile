@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean
+.PHONY: help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,16 @@ check-fixtures: ## Regenerated fixtures equal the committed ones (skipped withou
 	@if [ -d ../shared/cloudtrail-samples ]; then \
 	  python3 scripts/make-fixtures.py && git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
 	else echo "../shared/cloudtrail-samples not present: fixture reproducibility not checked"; fi
+
+FUZZ_SECONDS ?= 1800
+fuzz: ## Fuzz each target (envelope, transform) for FUZZ_SECONDS (1800) in turn; needs nightly (see fuzz/README.md)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh all
+
+fuzz-smoke: ## CI fuzz smoke test (stable): regressions, seeds and seed mutations through the oracles; FUZZ_SMOKE_SECONDS=45 adds libFuzzer runs
+	scripts/fuzz.sh smoke
+
+fuzz-seed: ## Rebuild the fuzz seed corpus (fuzz/corpus/) from fixtures/
+	scripts/fuzz.sh seed
 
 clean: ## Remove build output (and the local node's data under target/)
 	$(CARGO) clean
