@@ -239,3 +239,25 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8], dict: &[Vec<u8>]) -> Vec<u8>
     }
     v
 }
+
+#[test]
+fn lone_surrogate_scanner() {
+    use cwl_indexer_fuzz::lone_surrogate;
+    for ok in [
+        r#"{"a":"\ud83d\ude00"}"#,
+        r#"{"a":"\\ud800"}"#,
+        r#"{"\u00e9":"x\u0041"}"#,
+        r#"[1e400,"\uDBFF\uDFFF"]"#,
+    ] {
+        assert_eq!(lone_surrogate(ok.as_bytes()), None, "{ok}");
+    }
+    for bad in [
+        r#"{"a":"\ud800"}"#,
+        r#"{"a":"\udc00x"}"#,
+        r#"{"a":"\ud800\u0041"}"#,
+        r#"{"a":"\ud800\n"}"#,
+        r#"{"\ud800":1}"#,
+    ] {
+        assert!(lone_surrogate(bad.as_bytes()).is_some(), "{bad}");
+    }
+}
