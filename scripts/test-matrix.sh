@@ -5,10 +5,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 matrix=${MATRIX:-"opensearch:1.3.20 opensearch:2.19.6 opensearch:3.6.0 elasticsearch:7.10.2"}
-tests=(--test opensearch --test faults --test bad_input --test sigv4 --test secrets)
+tests=(--test opensearch --test faults --test bad_input --test sigv4 --test secrets --test dashboards)
 bash scripts/venv.sh >/dev/null
 cargo test --locked --no-run "${tests[@]}" >/dev/null 2>&1 || cargo test --locked --no-run "${tests[@]}"
-port=9211
+# Ports away from the default 9200 (transport ports are HTTP + 100).
+port=${MATRIX_PORT:-9271}
 results=()
 for entry in $matrix; do
   dist=${entry%%:*}; version=${entry#*:}

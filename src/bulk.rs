@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::document::{self, DocKind, Origin};
+use crate::enrich::{Enrichment, Signals};
 use crate::envelope::{Envelope, LogEvent};
 
 /// One bulk item inside a [`BulkChunk`].
@@ -144,6 +145,8 @@ pub struct BulkEncoder<'a> {
     origin: Origin<'a>,
     events: &'a [LogEvent<'a>],
     next: usize,
+    enrichment: Option<&'a Enrichment>,
+    signals: Signals,
 }
 
 impl<'a> BulkEncoder<'a> {
@@ -158,7 +161,20 @@ impl<'a> BulkEncoder<'a> {
             },
             events: &envelope.log_events,
             next: 0,
+            enrichment: None,
+            signals: Signals::default(),
         }
+    }
+
+    /// Adds enrichment and detections to every CloudTrail document.
+    pub fn with_enrichment(mut self, enrichment: &'a Enrichment) -> Self {
+        self.enrichment = Some(enrichment).filter(|e| !e.is_empty());
+        self
+    }
+
+    /// The rule matches of the events encoded so far.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
     }
 
     /// Log events not yet encoded.
@@ -173,7 +189,8 @@ impl<'a> BulkEncoder<'a> {
         let max = self.config.bulk_max_bytes;
         while let Some(event) = self.events.get(self.next) {
             let start = chunk.body.len();
-            let kind = document::write_item(&mut chunk.body, self.config, &self.origin, event);
+            let enrich = self.enrichment.map(|e| (e, &mut self.signals));
+            let kind = document::write_document(&mut chunk.body, self.config, &self.origin, event, enrich);
             if chunk.body.len() > max && !chunk.items.is_empty() {
                 // Does not fit: leave it for the next chunk. One wasted encode per chunk.
                 chunk.body.truncate(start);

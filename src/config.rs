@@ -145,6 +145,9 @@ pub struct SetupConfig {
     pub retention_days: u32,
     /// `WARM_AFTER_DAYS`: move indices to UltraWarm after this many days (unset: never).
     pub warm_after_days: Option<u32>,
+    /// `DASHBOARDS_URL`: also import the saved objects (index pattern, visualizations,
+    /// searches, the "CloudTrail audit" dashboard) into OpenSearch Dashboards.
+    pub dashboards: Option<Url>,
 }
 
 impl Default for SetupConfig {
@@ -154,6 +157,7 @@ impl Default for SetupConfig {
             index_replicas: None,
             retention_days: defaults::RETENTION_DAYS,
             warm_after_days: None,
+            dashboards: None,
         }
     }
 }
@@ -171,6 +175,47 @@ pub struct Config {
     pub max_payload_bytes: usize,
     /// Delivery settings; `None` without `OPENSEARCH_ENDPOINT`.
     pub sink: Option<SinkConfig>,
+    /// Enrichment, detections and alerts.
+    pub signals: SignalsConfig,
+}
+
+/// Security signals at ingest: GeoIP databases, detection rules, alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalsConfig {
+    /// `GEOIP_DB`: a MaxMind-format country or city database (`.mmdb`).
+    pub geoip_db: Option<std::path::PathBuf>,
+    /// `GEOIP_ASN_DB`: a MaxMind-format ASN database.
+    pub geoip_asn_db: Option<std::path::PathBuf>,
+    /// `RULES_FILE`: extra detection rules (JSON), added to the built-in ones.
+    pub rules_file: Option<std::path::PathBuf>,
+    /// `DETECTIONS`: evaluate the rules (`true`).
+    pub detections: bool,
+    /// `ALLOWED_COUNTRIES`: ISO codes, comma-separated, for the country rule.
+    pub allowed_countries: Vec<String>,
+    /// `ALERT_TOPIC_ARN`: the SNS topic for alerts (none: no alerts).
+    pub alert_topic_arn: Option<String>,
+    /// `ALERT_MIN_SEVERITY`: `low`, `medium`, `high` (default) or `critical`.
+    pub alert_min_severity: crate::rules::Severity,
+    /// `SNS_ENDPOINT_URL`: a non-default SNS endpoint (a VPC endpoint, tests).
+    pub sns_endpoint: Option<Url>,
+    /// `DASHBOARDS_URL`: OpenSearch Dashboards, for alert links and the saved objects.
+    pub dashboards_url: Option<Url>,
+}
+
+impl Default for SignalsConfig {
+    fn default() -> Self {
+        Self {
+            geoip_db: None,
+            geoip_asn_db: None,
+            rules_file: None,
+            detections: true,
+            allowed_countries: Vec::new(),
+            alert_topic_arn: None,
+            alert_min_severity: crate::rules::Severity::High,
+            sns_endpoint: None,
+            dashboards_url: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -181,6 +226,7 @@ impl Default for Config {
             bulk_max_bytes: defaults::BULK_MAX_BYTES,
             max_payload_bytes: defaults::MAX_PAYLOAD_BYTES,
             sink: None,
+            signals: SignalsConfig::default(),
         }
     }
 }
@@ -235,6 +281,45 @@ impl Config {
         if let Some(v) = get("OPENSEARCH_ENDPOINT") {
             config.sink = Some(sink_config(&v, &get)?);
         }
+        let signals = &mut config.signals;
+        signals.geoip_db = get("GEOIP_DB").map(Into::into);
+        signals.geoip_asn_db = get("GEOIP_ASN_DB").map(Into::into);
+        signals.rules_file = get("RULES_FILE").map(Into::into);
+        if let Some(v) = get("DETECTIONS") {
+            signals.detections = parse_bool("DETECTIONS", &v)?;
+        }
+        signals.allowed_countries = get("ALLOWED_COUNTRIES")
+            .map(|v| {
+                v.split(',')
+                    .map(|c| c.trim().to_ascii_uppercase())
+                    .filter(|c| !c.is_empty())
+                    .map(|c| {
+                        if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()) {
+                            Ok(c)
+                        } else {
+                            Err(ConfigError::new(
+                                "ALLOWED_COUNTRIES",
+                                &v,
+                                "expected ISO 3166-1 alpha-2 codes, like US,IL",
+                            ))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        signals.alert_topic_arn = get("ALERT_TOPIC_ARN").map(|v| v.trim().to_owned());
+        if let Some(v) = get("ALERT_MIN_SEVERITY") {
+            signals.alert_min_severity = crate::rules::Severity::parse(&v)
+                .ok_or_else(|| ConfigError::new("ALERT_MIN_SEVERITY", &v, "expected low, medium, high or critical"))?;
+        }
+        let url = |var: &'static str| -> Result<Option<Url>, ConfigError> {
+            get(var)
+                .map(|v| Url::parse(v.trim()).map_err(|e| ConfigError::new(var, &v, format!("not a URL: {e}"))))
+                .transpose()
+        };
+        signals.sns_endpoint = url("SNS_ENDPOINT_URL")?;
+        signals.dashboards_url = url("DASHBOARDS_URL")?;
         Ok(config)
     }
 }
@@ -316,6 +401,11 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
         index_replicas: count("INDEX_REPLICAS")?,
         retention_days: count("RETENTION_DAYS")?.unwrap_or(defaults::RETENTION_DAYS),
         warm_after_days: count("WARM_AFTER_DAYS")?,
+        dashboards: get("DASHBOARDS_URL")
+            .map(|v| {
+                Url::parse(v.trim()).map_err(|e| ConfigError::new("DASHBOARDS_URL", &v, format!("not a URL: {e}")))
+            })
+            .transpose()?,
     };
     Ok(SinkConfig {
         endpoint,
@@ -357,6 +447,14 @@ fn parse_endpoint(value: &str) -> Result<Url, ConfigError> {
         url.set_path(&path);
     }
     Ok(url)
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::new(var, value, "expected true or false")),
+    }
 }
 
 fn parse_number(var: &'static str, value: &str, min: u64) -> Result<u64, ConfigError> {
@@ -562,6 +660,31 @@ mod tests {
         ] {
             let err = from(&pairs).unwrap_err();
             assert_eq!(err.var, var, "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn signal_settings_are_parsed() {
+        let c = from(&[
+            ("GEOIP_DB", "/opt/geo/city.mmdb"),
+            ("ALLOWED_COUNTRIES", "us, il"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:alerts"),
+            ("ALERT_MIN_SEVERITY", "Medium"),
+            ("DASHBOARDS_URL", "https://search.example.com/_dashboards"),
+        ])
+        .unwrap();
+        let s = &c.signals;
+        assert_eq!(s.geoip_db.as_deref(), Some(std::path::Path::new("/opt/geo/city.mmdb")));
+        assert_eq!(s.allowed_countries, vec!["US", "IL"]);
+        assert_eq!(s.alert_min_severity, crate::rules::Severity::Medium);
+        assert!(s.detections);
+        for (var, value) in [
+            ("ALLOWED_COUNTRIES", "USA"),
+            ("ALERT_MIN_SEVERITY", "urgent"),
+            ("DETECTIONS", "yes"),
+            ("DASHBOARDS_URL", "not a url"),
+        ] {
+            assert_eq!(from(&[(var, value)]).unwrap_err().var, var);
         }
     }
 

@@ -6,7 +6,9 @@ use std::io::Write as _;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 
 use crate::config::{Config, RawMessage};
+use crate::enrich::{self, Enrichment, Findings, SignalMatch, Signals};
 use crate::envelope::LogEvent;
+use crate::geo::{self, Geo};
 use crate::record::{self, Field, Message, Placement, Record};
 
 /// `_id`s longer than this are refused by OpenSearch; such a record falls back to the
@@ -49,8 +51,21 @@ pub struct Origin<'a> {
     pub log_stream: &'a str,
 }
 
-/// Appends the action line and the document line for `event` to `out`.
+/// Appends the action line and the document line for `event` to `out`, without enrichment.
 pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event: &LogEvent<'_>) -> DocKind {
+    write_document(out, config, origin, event, None)
+}
+
+/// Appends the action line and the document line for `event` to `out`; with `enrich`, a
+/// CloudTrail record also gets `source.geo`/`source.as` and `signal`, and its matches are
+/// kept in the invocation's [`Signals`].
+pub fn write_document(
+    out: &mut Vec<u8>,
+    config: &Config,
+    origin: &Origin<'_>,
+    event: &LogEvent<'_>,
+    enrich: Option<(&Enrichment, &mut Signals)>,
+) -> DocKind {
     let message = record::classify(&event.message);
     let (kind, record) = match &message {
         Message::CloudTrail(r) => (DocKind::CloudTrail, Some(r)),
@@ -66,7 +81,9 @@ pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event
     // Action line. `create`, not `index`: a redelivered event finds its `_id` taken and
     // is answered 409 instead of being rewritten.
     out.extend_from_slice(br#"{"create":{"_index":""#);
+    let index_start = out.len();
     write_index_name(out, &config.index_prefix, &time);
+    let index_end = out.len();
     out.extend_from_slice(br#"","_id":""#);
     match record.and_then(cloudtrail_id) {
         Some((account, id)) => {
@@ -101,28 +118,139 @@ pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event
     }
     if let Some(record) = record {
         write_fields(out, record);
+        let (findings, signals) = match enrich {
+            Some((enrichment, signals)) => (enrichment.examine(record, signals), Some(signals)),
+            None => (
+                Findings {
+                    source: plain_source(record),
+                    rules: Vec::new(),
+                },
+                None,
+            ),
+        };
+        if let Some((geo, _)) = &findings.source {
+            write_source(out, geo);
+        }
+        if let Some(severity) = enrich::severity(&findings.rules) {
+            out.extend_from_slice(br#","signal":{"rules":["#);
+            for (i, rule) in findings.rules.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, &rule.id);
+            }
+            out.extend_from_slice(br#"],"severity":""#);
+            out.extend_from_slice(severity.as_str().as_bytes());
+            out.extend_from_slice(b"\"}");
+            if let Some(signals) = signals {
+                let index = String::from_utf8_lossy(&out[index_start..index_end]).into_owned();
+                let id = match cloudtrail_id(record) {
+                    Some((Some(account), id)) => format!("{account}:{id}"),
+                    Some((None, id)) => id.to_owned(),
+                    None => event.id.to_string(),
+                };
+                for rule in &findings.rules {
+                    signals.matches.push(SignalMatch {
+                        rule: rule.id.clone(),
+                        title: rule.title.clone(),
+                        severity: rule.severity,
+                        principal: text_at(record, &["userIdentity", "arn"])
+                            .or_else(|| text_at(record, &["userIdentity", "type"])),
+                        source_ip: text_at(record, &["sourceIPAddress"]),
+                        country: findings.source.as_ref().and_then(|(g, _)| g.country_iso_code.clone()),
+                        event_name: text_at(record, &["eventName"]),
+                        event_time: text_at(record, &["eventTime"]),
+                        index: index.clone(),
+                        id: id.clone(),
+                    });
+                }
+            }
+        }
     }
     out.extend_from_slice(b"}\n");
     kind
 }
 
+/// The source address without databases: `source.ip` only.
+fn plain_source(record: &Record<'_>) -> Option<(Geo, bool)> {
+    let value = text_at(record, &["sourceIPAddress"])?;
+    let keep = record
+        .fields
+        .iter()
+        .any(|f| f.key == "sourceIPAddress" && f.placement == Placement::Keep);
+    let (ip, public) = geo::source_ip(&value).filter(|_| keep)?;
+    Some((
+        Geo {
+            ip,
+            country_iso_code: None,
+            country_name: None,
+            location: None,
+            as_number: None,
+            as_organization: None,
+        },
+        public,
+    ))
+}
+
+/// `,"source":{"ip":..,"geo":{..},"as":{..}}`, with only what is known.
+fn write_source(out: &mut Vec<u8>, geo: &Geo) {
+    let _ = write!(out, r#","source":{{"ip":"{}""#, geo.ip);
+    if geo.country_iso_code.is_some() || geo.location.is_some() {
+        out.extend_from_slice(br#","geo":{"#);
+        let mut sep = "";
+        if let Some(code) = &geo.country_iso_code {
+            out.extend_from_slice(br#""country_iso_code":"#);
+            write_json_str(out, code);
+            sep = ",";
+        }
+        if let Some(name) = &geo.country_name {
+            out.extend_from_slice(sep.as_bytes());
+            out.extend_from_slice(br#""country_name":"#);
+            write_json_str(out, name);
+            sep = ",";
+        }
+        if let Some((lat, lon)) = geo.location.filter(|(lat, lon)| lat.is_finite() && lon.is_finite()) {
+            out.extend_from_slice(sep.as_bytes());
+            let _ = write!(out, r#""location":{{"lat":{lat},"lon":{lon}}}"#);
+        }
+        out.push(b'}');
+    }
+    if let Some(number) = geo.as_number {
+        let _ = write!(out, r#","as":{{"number":{number}"#);
+        if let Some(org) = &geo.as_organization {
+            out.extend_from_slice(br#","organization":{"name":"#);
+            write_json_str(out, org);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// The string at a path of a record, for alerts (not the hot path).
+fn text_at(record: &Record<'_>, path: &[&str]) -> Option<String> {
+    let (top, rest) = path.split_first()?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(record.fields.iter().find(|f| f.key == *top)?.value.get()).ok()?;
+    for key in rest {
+        value = value.get(*key)?.clone();
+    }
+    value.as_str().map(str::to_owned)
+}
+
 /// Writes a record's fields where their placement says, then the `@unindexed` and `@json`
-/// objects and `source.ip`.
+/// objects.
 fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
     let write_key = |out: &mut Vec<u8>, f: &Field<'_>| {
         out.push(b',');
         write_json_str(out, &f.key);
         out.push(b':');
     };
-    let mut source_ip = None;
     for f in &record.fields {
         match f.placement {
             Placement::Keep => {
                 write_key(out, f);
                 out.extend_from_slice(f.value.get().as_bytes());
-                if f.key == "sourceIPAddress" {
-                    source_ip = first_ip(f.value.get());
-                }
             }
             Placement::Wrap => {
                 write_key(out, f);
@@ -144,11 +272,6 @@ fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
     write_object(out, "@json", record.fields.iter().filter(|f| f.text_copy), |out, f| {
         write_json_str(out, f.value.get());
     });
-    if let Some(ip) = source_ip {
-        out.extend_from_slice(br#","source":{"ip":""#);
-        let _ = write!(out, "{ip}");
-        out.extend_from_slice(b"\"}");
-    }
 }
 
 /// Writes `,"name":{"key":<value>,...}` for the fields given, or nothing when there are none.
@@ -175,14 +298,6 @@ fn write_object<'f, 'a: 'f>(
     if open {
         out.push(b'}');
     }
-}
-
-/// The IP address in a `sourceIPAddress` value: the first element of a comma-separated
-/// list, when it parses (never "AWS Internal" or a service name). Leading zeros are refused,
-/// as `std` refuses them, since they are ambiguous (octal or decimal).
-fn first_ip(raw: &str) -> Option<std::net::IpAddr> {
-    let s = raw.strip_prefix('"')?.strip_suffix('"')?;
-    s.split(',').next()?.trim().parse().ok()
 }
 
 /// The `(recipientAccountId, eventID)` a CloudTrail record's `_id` is made of: the same
@@ -483,16 +598,61 @@ mod tests {
     #[test]
     fn source_ip_only_for_addresses() {
         for (value, ip) in [
-            ("\"AWS Internal\"", None),
-            ("\"s3.amazonaws.com\"", None),
-            ("\"\"", None),
-            ("\"010.0.0.1\"", None),
-            ("\"2001:db8::1\"", Some("2001:db8::1")),
-            ("\" 192.0.2.1 , 10.0.0.1\"", Some("192.0.2.1")),
-            ("12", None),
+            ("AWS Internal", None),
+            ("s3.amazonaws.com", None),
+            ("", None),
+            ("010.0.0.1", None),
+            ("2001:db8::1", Some("2001:db8::1")),
+            (" 192.0.2.1 , 10.0.0.1", Some("192.0.2.1")),
+            ("10.0.0.1, 81.2.69.142", Some("81.2.69.142")),
         ] {
-            assert_eq!(first_ip(value).map(|i| i.to_string()).as_deref(), ip, "{value}");
+            let msg = json!({"eventVersion": "1", "sourceIPAddress": value}).to_string();
+            let (_, _, doc) = item(&Config::default(), &msg, 0);
+            assert_eq!(doc["source"]["ip"].as_str(), ip, "{value}");
         }
+        let (_, _, doc) = item(&Config::default(), r#"{"eventVersion":"1","sourceIPAddress":12}"#, 0);
+        assert!(doc.get("source").is_none());
+    }
+
+    #[test]
+    fn enrichment_adds_geo_and_signals() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/geo");
+        let enrichment = Enrichment {
+            geo: crate::geo::GeoDb::open(Some(&dir.join("city-subset.mmdb")), Some(&dir.join("asn-subset.mmdb")))
+                .unwrap(),
+            rules: crate::rules::RuleSet::load(None, Default::default()).unwrap(),
+        };
+        let mut signals = Signals::default();
+        let msg = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root"},"eventTime":"2024-03-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"1.1.1.1","responseElements":{"ConsoleLogin":"Failure"},"eventID":"e1","recipientAccountId":"111122223333"}"#;
+        let mut out = Vec::new();
+        write_document(
+            &mut out,
+            &Config::default(),
+            &ORIGIN,
+            &event(msg, 0),
+            Some((&enrichment, &mut signals)),
+        );
+        let doc: Value = serde_json::from_slice(out.split(|b| *b == b'\n').nth(1).unwrap()).unwrap();
+        assert_eq!(doc["source"]["ip"], "1.1.1.1");
+        assert_eq!(doc["source"]["geo"]["country_iso_code"], "AU");
+        assert_eq!(doc["source"]["geo"]["country_name"], "Australia");
+        assert!(doc["source"]["geo"]["location"]["lat"].is_number());
+        assert_eq!(
+            doc["source"]["as"],
+            json!({"number": 13335, "organization": {"name": "Cloudflare, Inc."}})
+        );
+        assert_eq!(
+            doc["signal"],
+            json!({"rules": ["root-activity", "console-login-failure"], "severity": "high"})
+        );
+        assert_eq!(signals.matches.len(), 2);
+        let m = &signals.matches[0];
+        assert_eq!(
+            (m.rule.as_str(), m.index.as_str(), m.id.as_str()),
+            ("root-activity", "cwl-2024.03.01", "111122223333:e1")
+        );
+        assert_eq!(m.principal.as_deref(), Some("arn:aws:iam::111122223333:root"));
+        assert_eq!(m.country.as_deref(), Some("AU"));
     }
 
     #[test]

@@ -3,14 +3,16 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{AlertError, Alerts};
 use crate::bulk::{BulkChunk, BulkEncoder};
 use crate::config::Config;
 use crate::document::DocKind;
+use crate::enrich::Enrichment;
 use crate::envelope::{self, Envelope, EnvelopeError, MessageType};
 
 /// The event CloudWatch Logs sends to a subscribed Lambda function.
@@ -102,6 +104,9 @@ pub enum HandlerError {
     /// The sink could not deliver a chunk.
     #[error("delivery failed: {0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
+    /// The alert could not be published.
+    #[error(transparent)]
+    Alert(#[from] AlertError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -110,6 +115,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             error_type: match e {
                 HandlerError::Envelope(_) => "EnvelopeError",
                 HandlerError::Sink(_) => "DeliveryError",
+                HandlerError::Alert(_) => "AlertError",
             }
             .to_owned(),
             error_message: e.to_string(),
@@ -144,6 +150,10 @@ pub struct Summary {
     /// Log events neither indexed, already present nor dead-lettered (non-zero only when
     /// the invocation fails, so that Lambda retries it).
     pub failed: usize,
+    /// Detection rule matches.
+    pub signals: usize,
+    /// The SNS message id of the invocation's alert, if one was published.
+    pub alert_message_id: Option<String>,
     /// Wall time spent, in milliseconds.
     pub millis: u64,
 }
@@ -155,10 +165,13 @@ struct Buffers {
     chunk: BulkChunk,
 }
 
-/// The indexer: configuration, built once at cold start, and reusable buffers.
+/// The indexer: configuration, enrichment and alerts, built once at cold start, and
+/// reusable buffers.
 #[derive(Debug)]
 pub struct Indexer {
     config: Config,
+    enrichment: Enrichment,
+    alerts: Option<Alerts>,
     buffers: Mutex<Option<Buffers>>,
 }
 
@@ -167,8 +180,22 @@ impl Indexer {
     pub fn new(config: Config) -> Self {
         Self {
             config,
+            enrichment: Enrichment::default(),
+            alerts: None,
             buffers: Mutex::new(None),
         }
+    }
+
+    /// Adds GeoIP enrichment and detections to CloudTrail documents.
+    pub fn with_enrichment(mut self, enrichment: Enrichment) -> Self {
+        self.enrichment = enrichment;
+        self
+    }
+
+    /// Publishes an alert per invocation for rule matches.
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// The configuration in force.
@@ -185,7 +212,7 @@ impl Indexer {
     ) -> Result<Summary, HandlerError> {
         let deadline = deadline_instant(event.context.deadline());
         let request_id = event.context.request_id;
-        let (summary, result) = self.process(&event.payload, sink, Some(deadline)).await;
+        let (summary, result) = self.process(&event.payload, sink, deadline).await;
         let s = &summary;
         let d = &s.delivery;
         let error = result.as_ref().err().map(ToString::to_string);
@@ -205,6 +232,7 @@ impl Indexer {
             requests = d.requests,
             splits = d.splits,
             repaired = d.repaired,
+            signals = s.signals,
             bytes_sent = d.bulk_bytes,
             bytes_compressed = d.wire_bytes,
             millis = s.millis,
@@ -265,7 +293,7 @@ impl Indexer {
             envelope: &envelope,
             deadline,
         };
-        let mut encoder = BulkEncoder::new(&self.config, &envelope);
+        let mut encoder = BulkEncoder::new(&self.config, &envelope).with_enrichment(&self.enrichment);
         let chunk = &mut buffers.chunk;
         while encoder.next_chunk(chunk) {
             summary.chunks += 1;
@@ -282,6 +310,16 @@ impl Indexer {
                 .await
                 .map_err(|e| HandlerError::Sink(Box::new(e)))?;
         }
+        let matches = &encoder.signals().matches;
+        summary.signals = matches.len();
+        // After delivery: the documents an alert links to are in their indices. A failed
+        // publish fails the invocation, so that the retry (409s, then a new publish) keeps
+        // the alert rather than losing it.
+        if let Some(alerts) = &self.alerts
+            && !matches.is_empty()
+        {
+            summary.alert_message_id = alerts.publish(matches, &envelope.log_group).await?;
+        }
         Ok(())
     }
 
@@ -297,9 +335,19 @@ impl Indexer {
 }
 
 /// `context.deadline` as an `Instant`, for timeouts measured on the monotonic clock.
-fn deadline_instant(deadline: SystemTime) -> Instant {
-    let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-    Instant::now() + left
+///
+/// A deadline already past when the invocation starts cannot come from Lambda (which sends
+/// the absolute time the invocation ends); some local emulators send a relative number
+/// instead. It is ignored, with a warning, leaving the attempt budget as the only bound,
+/// rather than failing every invocation unsent.
+fn deadline_instant(deadline: SystemTime) -> Option<Instant> {
+    match deadline.duration_since(SystemTime::now()) {
+        Ok(left) if !left.is_zero() => Some(Instant::now() + left),
+        _ => {
+            tracing::warn!(?deadline, "the invocation's deadline is already past: ignoring it");
+            None
+        }
+    }
 }
 
 /// A sink that writes every chunk's body to `W`: `replay --dry-run` prints the exact
@@ -339,6 +387,14 @@ mod tests {
         let (summary, result) = rt.block_on(indexer.process(ev, &mut sink, None));
         result?;
         Ok((summary, sink.0))
+    }
+
+    #[test]
+    fn a_deadline_already_past_is_ignored() {
+        use std::time::Duration;
+        assert!(deadline_instant(SystemTime::UNIX_EPOCH + Duration::from_millis(600_000)).is_none());
+        let later = deadline_instant(SystemTime::now() + Duration::from_secs(60)).unwrap();
+        assert!(later > Instant::now() + Duration::from_secs(55));
     }
 
     #[test]

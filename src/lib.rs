@@ -24,17 +24,22 @@
 //! which re-submits dead letters through the handler. The binaries (`bootstrap` for Lambda, `cwl-indexer` for the
 //! command line) are thin shells over [`handler::Indexer`].
 
+pub mod alerts;
 pub mod auth;
 pub mod bulk;
 pub mod config;
+pub mod countries;
 pub mod document;
+pub mod enrich;
 pub mod envelope;
+pub mod geo;
 pub mod handler;
 pub mod metrics;
 pub mod record;
 pub mod redrive;
 pub mod response;
 pub mod retry;
+pub mod rules;
 pub mod schema;
 pub mod setup;
 pub mod sink;

@@ -11,13 +11,14 @@ pub const NAMESPACE: &str = "cwl-indexer";
 /// The EMF document for one invocation, dimensioned by function name.
 pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
     let d = &summary.delivery;
-    let metrics: [(&str, &str, usize); 10] = [
+    let metrics: [(&str, &str, usize); 11] = [
         ("EventsIn", "Count", summary.events_in),
         ("Indexed", "Count", d.indexed),
         ("Duplicates", "Count", d.duplicates),
         ("Retried", "Count", d.retried),
         ("DeadLettered", "Count", d.dead_lettered),
         ("Failed", "Count", summary.failed),
+        ("Signals", "Count", summary.signals),
         ("Requests", "Count", d.requests),
         ("BulkBytes", "Bytes", d.bulk_bytes),
         ("WireBytes", "Bytes", d.wire_bytes),

@@ -96,6 +96,69 @@ pub struct Report {
     pub templates: Vec<(String, Change)>,
     /// The retention policy.
     pub retention: Retention,
+    /// Saved objects imported into Dashboards (none without `DASHBOARDS_URL`).
+    pub dashboards_objects: Option<u64>,
+}
+
+/// The Dashboards saved objects, compiled in (`dashboards/cloudtrail-audit.ndjson`).
+pub const SAVED_OBJECTS: &str = include_str!("../dashboards/cloudtrail-audit.ndjson");
+
+/// The saved objects for indices under `prefix`: the index pattern's title is the one place
+/// the shipped file names `cwl-*`.
+pub fn saved_objects(prefix: &str) -> String {
+    SAVED_OBJECTS.replace(r#""title":"cwl-*""#, &format!(r#""title":"{prefix}-*""#))
+}
+
+/// The `multipart/form-data` body Dashboards' import API takes, and its boundary.
+pub fn import_body(prefix: &str) -> (String, Vec<u8>) {
+    let boundary = "cwl-indexer-saved-objects-7d1c0a";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cloudtrail-audit.ndjson\"\r\nContent-Type: application/ndjson\r\n\r\n").as_bytes());
+    body.extend_from_slice(saved_objects(prefix).as_bytes());
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (boundary.to_owned(), body)
+}
+
+/// Imports the saved objects into Dashboards at `base` (`https://domain/_dashboards`),
+/// overwriting earlier copies: idempotent. Signed like every other request.
+pub async fn import_dashboards(
+    os: &OpenSearch,
+    base: &url::Url,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<u64, SetupError> {
+    let what = "import Dashboards saved objects";
+    let mut url = base.clone();
+    let path = format!("{}/api/saved_objects/_import", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(Some("overwrite=true"));
+    let (boundary, body) = import_body(prefix);
+    let mut headers = reqwest::header::HeaderMap::new();
+    // OpenSearch Dashboards and Kibana refuse writes without their anti-CSRF header.
+    headers.insert("osd-xsrf", reqwest::header::HeaderValue::from_static("true"));
+    headers.insert("kbn-xsrf", reqwest::header::HeaderValue::from_static("true"));
+    let content_type = reqwest::header::HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+        .map_err(|e| SetupError::Refused {
+            what: what.into(),
+            status: 0,
+            reason: e.to_string(),
+        })?;
+    let (status, answer) = os
+        .request_url(Method::POST, url, content_type, headers, &body, timeout)
+        .await
+        .map_err(|source| SetupError::Request {
+            what: what.into(),
+            source,
+        })?;
+    let value: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    if !status.is_success() || value["success"] != true {
+        return Err(SetupError::Refused {
+            what: what.into(),
+            status: status.as_u16(),
+            reason: response::describe_error(&answer),
+        });
+    }
+    Ok(value["successCount"].as_u64().unwrap_or(0))
 }
 
 /// The policy id of `prefix`'s retention policy.
@@ -193,10 +256,15 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
             ),
         },
     };
+    let dashboards_objects = match &config.dashboards {
+        Some(base) => Some(import_dashboards(os, base, prefix, timeout).await?),
+        None => None,
+    };
     Ok(Report {
         cluster,
         templates,
         retention,
+        dashboards_objects,
     })
 }
 
@@ -403,6 +471,21 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn saved_objects_follow_the_prefix() {
+        let objects = saved_objects("audit");
+        assert_eq!(objects.matches(r#""title":"audit-*""#).count(), 1);
+        assert!(!objects.contains("cwl-*"));
+        for line in objects.lines() {
+            serde_json::from_str::<Value>(line).unwrap();
+        }
+        let (boundary, body) = import_body("cwl");
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.starts_with(&format!("--{boundary}\r\n")));
+        assert!(text.ends_with(&format!("\r\n--{boundary}--\r\n")));
+        assert!(text.contains(SAVED_OBJECTS));
     }
 
     #[test]

@@ -162,6 +162,23 @@ impl OpenSearch {
         Ok((status, body))
     }
 
+    /// Sends a request to any URL (OpenSearch Dashboards, say) with the same client and
+    /// authentication, and extra headers; the body is sent as is.
+    pub async fn request_url(
+        &self,
+        method: Method,
+        url: Url,
+        content_type: HeaderValue,
+        extra: HeaderMap,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<(StatusCode, Vec<u8>), RequestError> {
+        let (status, body, _) = self
+            .send_with(method, url, content_type, extra, body, false, timeout)
+            .await?;
+        Ok((status, body))
+    }
+
     /// Sends `body` (gzip-compressed if configured and non-empty), signed over the bytes
     /// actually sent. Returns status, body and the number of bytes on the wire.
     async fn send(
@@ -172,15 +189,30 @@ impl OpenSearch {
         body: &[u8],
         timeout: Duration,
     ) -> Result<(StatusCode, Vec<u8>, usize), RequestError> {
-        let mut headers = HeaderMap::new();
-        let payload = if self.gzip && !body.is_empty() {
+        let content_type = HeaderValue::from_static(content_type);
+        self.send_with(method, url, content_type, HeaderMap::new(), body, self.gzip, timeout)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_with(
+        &self,
+        method: Method,
+        url: Url,
+        content_type: HeaderValue,
+        mut headers: HeaderMap,
+        body: &[u8],
+        gzip_body: bool,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Vec<u8>, usize), RequestError> {
+        let payload = if gzip_body && !body.is_empty() {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             gzip(body)
         } else {
             body.to_vec()
         };
         if !body.is_empty() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(CONTENT_TYPE, content_type);
         }
         self.auth
             .apply(method.as_str(), url.as_str(), &mut headers, &payload)

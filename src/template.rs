@@ -119,7 +119,22 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, li
         ("@json", json!({"type": "object", "dynamic": true})),
         (
             "source",
-            json!({"type": "object", "dynamic": false, "properties": {"ip": {"type": "ip"}}}),
+            json!({"type": "object", "dynamic": false, "properties": {
+                "ip": {"type": "ip"},
+                "geo": {"properties": {
+                    "country_iso_code": keyword(),
+                    "country_name": keyword(),
+                    "location": {"type": "geo_point"}
+                }},
+                "as": {"properties": {
+                    "number": {"type": "long"},
+                    "organization": {"properties": {"name": keyword()}}
+                }}
+            }}),
+        ),
+        (
+            "signal",
+            json!({"type": "object", "dynamic": false, "properties": {"rules": keyword(), "severity": keyword()}}),
         ),
     ] {
         properties.insert(name.to_owned(), value);
@@ -232,6 +247,11 @@ mod tests {
         assert_eq!(props["eventName"]["type"], "keyword");
         assert_eq!(props["sourceIPAddress"]["type"], "keyword");
         assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
+        assert_eq!(
+            props["source"]["properties"]["geo"]["properties"]["location"]["type"],
+            "geo_point"
+        );
+        assert_eq!(props["signal"]["properties"]["rules"]["type"], "keyword");
         assert_eq!(props["eventTime"]["type"], "date");
         assert_eq!(props["requestParameters"]["type"], "flat_object");
         assert_eq!(props["userIdentity"]["dynamic"], false);

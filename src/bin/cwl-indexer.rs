@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
+use cwl_indexer::alerts::Alerts;
 use cwl_indexer::auth::Auth;
 use cwl_indexer::bulk::BulkChunk;
 use cwl_indexer::config::AuthConfig;
+use cwl_indexer::enrich::Enrichment;
 use cwl_indexer::envelope;
 use cwl_indexer::handler::{Batch, CloudWatchLogsEvent, Delivery, Indexer, Sink, WriterSink};
 use cwl_indexer::sink::OpenSearch;
@@ -108,6 +110,10 @@ enum Command {
         /// Replicas per daily index [env: INDEX_REPLICAS] [default: the cluster's].
         #[arg(long)]
         index_replicas: Option<u32>,
+        /// Also import the saved objects into OpenSearch Dashboards at this URL, e.g.
+        /// https://DOMAIN/_dashboards [env: DASHBOARDS_URL].
+        #[arg(long)]
+        dashboards: Option<url::Url>,
     },
     /// Re-submit the dead letters of --endpoint through the handler, once their cause is
     /// fixed; each is deleted only after its document is read back from its index.
@@ -164,7 +170,7 @@ fn run(cli: Cli) -> Result<()> {
             events,
         } => {
             if dry_run {
-                let indexer = Indexer::new(config);
+                let indexer = Indexer::new(config.clone()).with_enrichment(Enrichment::load(&config.signals)?);
                 return if summary {
                     rt.block_on(replay_summary(&indexer, &events))
                 } else {
@@ -173,13 +179,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             rt.block_on(async {
                 let opensearch = connect(&config).await?;
-                replay(Indexer::new(config), &opensearch, &events).await
+                let indexer = indexer(config).await?;
+                replay(indexer, &opensearch, &events).await
             })
         }
         Command::Setup {
             retention_days,
             warm_after_days,
             index_replicas,
+            dashboards,
         } => rt.block_on(async {
             let mut config = config;
             let sink = config
@@ -190,6 +198,7 @@ fn run(cli: Cli) -> Result<()> {
             setup.retention_days = retention_days.unwrap_or(setup.retention_days);
             setup.warm_after_days = warm_after_days.or(setup.warm_after_days);
             setup.index_replicas = index_replicas.or(setup.index_replicas);
+            setup.dashboards = dashboards.or(setup.dashboards.take());
             let setup = setup.clone();
             let opensearch = connect(&config).await?;
             let report =
@@ -210,6 +219,39 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Decode { event } => decode(&config, &event),
     }
+}
+
+/// The indexer the function would build: enrichment, rules, and SNS alerts when
+/// `ALERT_TOPIC_ARN` is set (with aws-config's credentials).
+async fn indexer(config: Config) -> Result<Indexer> {
+    let enrichment = Enrichment::load(&config.signals)?;
+    let alerts = match config.signals.alert_topic_arn.clone() {
+        Some(topic) => {
+            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let region = aws
+                .region()
+                .map(ToString::to_string)
+                .ok_or_else(|| anyhow!("ALERT_TOPIC_ARN needs AWS_REGION"))?;
+            let credentials = aws
+                .credentials_provider()
+                .ok_or_else(|| anyhow!("ALERT_TOPIC_ARN needs AWS credentials"))?;
+            let s = &config.signals;
+            Some(Alerts::new(
+                topic,
+                region,
+                credentials,
+                s.sns_endpoint.as_ref(),
+                s.alert_min_severity,
+                s.dashboards_url.clone(),
+            ))
+        }
+        None => None,
+    };
+    let mut indexer = Indexer::new(config).with_enrichment(enrichment);
+    if let Some(alerts) = alerts {
+        indexer = indexer.with_alerts(alerts);
+    }
+    Ok(indexer)
 }
 
 /// The cluster client, with SigV4 credentials from aws-config's full chain (environment,

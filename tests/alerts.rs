@@ -1,0 +1,177 @@
+//! SNS alerts against a real SNS API on loopback (moto's server mode): one message per
+//! invocation, exactly the summary composed from the invocation's rule matches, delivered
+//! to a subscribed SQS queue and read back from it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use common::node::{self, Pipeline};
+use cwl_indexer::alerts::{self, Alerts};
+use cwl_indexer::bulk::{BulkChunk, BulkEncoder};
+use cwl_indexer::config::{Config, SignalsConfig};
+use cwl_indexer::enrich::Enrichment;
+use cwl_indexer::envelope;
+use cwl_indexer::handler::CloudWatchLogsEvent;
+use cwl_indexer::rules::Severity;
+use serde_json::Value;
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "run `bash scripts/venv.sh` (make test does) to install moto"
+    );
+    p.display().to_string()
+}
+
+fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python())
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Owned by the guard from here on: it is killed and waited for however the test ends.
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return moto;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto did not start");
+}
+
+/// Runs a boto3 snippet against moto; `print` what the test reads.
+fn boto(moto: &Moto, script: &str) -> String {
+    let full = format!(
+        "import boto3, json\nkw = dict(endpoint_url={:?}, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n{script}",
+        moto.url
+    );
+    let out = Command::new(python()).args(["-c", &full]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fixture(name: &str) -> CloudWatchLogsEvent {
+    serde_json::from_slice(&std::fs::read(common::fixtures().join(name)).unwrap()).unwrap()
+}
+
+/// The matches the transform finds in `event`, with the same enrichment.
+fn matches_of(
+    event: &CloudWatchLogsEvent,
+    enrichment: &Enrichment,
+    prefix: &str,
+) -> (String, Vec<cwl_indexer::enrich::SignalMatch>) {
+    let config = Config {
+        index_prefix: prefix.into(),
+        ..Config::default()
+    };
+    let mut payload = Vec::new();
+    envelope::decode_payload(&event.awslogs.data, 1 << 24, &mut payload).unwrap();
+    let env = envelope::parse_envelope(&payload).unwrap();
+    let mut encoder = BulkEncoder::new(&config, &env).with_enrichment(enrichment);
+    let mut chunk = BulkChunk::default();
+    while encoder.next_chunk(&mut chunk) {}
+    (env.log_group.to_string(), encoder.signals().matches.clone())
+}
+
+#[tokio::test]
+async fn one_alert_per_invocation_with_exactly_the_composed_summary() {
+    let moto = start_moto();
+    let setup = boto(
+        &moto,
+        "sns = boto3.client('sns', **kw); sqs = boto3.client('sqs', **kw)\n\
+         topic = sns.create_topic(Name='cwl-alerts')['TopicArn']\n\
+         q = sqs.create_queue(QueueName='cwl-alerts')['QueueUrl']\n\
+         arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
+         sns.subscribe(TopicArn=topic, Protocol='sqs', Endpoint=arn)\n\
+         print(json.dumps({'topic': topic, 'queue': q}))",
+    );
+    let ids: Value = serde_json::from_str(&setup).unwrap();
+
+    let prefix = node::unique_prefix("alerts");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let enrichment = Enrichment::load(&SignalsConfig::default()).unwrap();
+    let dashboards = url::Url::parse("https://search.example.com/_dashboards").unwrap();
+    let credentials = SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "test"));
+    let alerts = Alerts::new(
+        ids["topic"].as_str().unwrap().into(),
+        "us-east-1".into(),
+        credentials,
+        Some(&url::Url::parse(&moto.url).unwrap()),
+        Severity::Medium,
+        Some(dashboards.clone()),
+    );
+    let config = node::config(&prefix, &node::url());
+    let mut pipeline = Pipeline::new(config, None);
+    pipeline.indexer = pipeline
+        .indexer
+        .with_enrichment(Enrichment::load(&SignalsConfig::default()).unwrap())
+        .with_alerts(alerts);
+
+    let mut expected = Vec::new();
+    for name in ["root-activity.json", "console-login-failure.json", "insights.json"] {
+        let event = fixture(name);
+        let (summary, result) = pipeline.invoke(&event, None).await;
+        result.unwrap();
+        let (group, matches) = matches_of(&event, &enrichment, &prefix);
+        assert_eq!(summary.signals, matches.len(), "{name}");
+        let composed = alerts::compose(&matches, Severity::Medium, Some(&dashboards), &group);
+        assert_eq!(summary.alert_message_id.is_some(), composed.is_some(), "{name}");
+        expected.extend(composed);
+    }
+    assert!(expected.len() >= 2, "root activity and failed logins both alert");
+
+    let received = boto(
+        &moto,
+        &format!(
+            "sqs = boto3.client('sqs', **kw)\nout = []\n\
+             for _ in range(5):\n    r = sqs.receive_message(QueueUrl={:?}, MaxNumberOfMessages=10, WaitTimeSeconds=1)\n    out += [json.loads(m['Body']) for m in r.get('Messages', [])]\n\
+             print(json.dumps(out))",
+            ids["queue"].as_str().unwrap()
+        ),
+    );
+    let received: Vec<Value> = serde_json::from_str(&received).unwrap();
+    let got: Vec<(String, String)> = received
+        .iter()
+        .map(|m| {
+            (
+                m["Subject"].as_str().unwrap().to_owned(),
+                m["Message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "one message per invocation, exactly as composed");
+    assert!(got[0].0.starts_with("[HIGH] cwl-indexer: "), "{}", got[0].0);
+    assert!(
+        got[0].1.contains("Root user activity (root-activity): "),
+        "{}",
+        got[0].1
+    );
+    assert!(got.iter().all(|(s, _)| s.len() <= 100));
+}

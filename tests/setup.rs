@@ -1,0 +1,179 @@
+//! `setup` against the real node: templates installed once and then left alone, the
+//! retention policy where the cluster has ISM (or a clear "unsupported"), and the Dashboards
+//! import request, validated as it arrives (no Dashboards server runs here).
+
+mod common;
+
+use std::time::Duration;
+
+use common::node::{self, Pipeline};
+use cwl_indexer::config::SetupConfig;
+use cwl_indexer::setup::{self, Change, Retention};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn setup_is_idempotent_and_reports_what_it_did() {
+    let prefix = node::unique_prefix("setup");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let pipeline = Pipeline::new(node::config(&prefix, &node::url()), None);
+    let config = SetupConfig {
+        index_replicas: Some(0),
+        warm_after_days: Some(30),
+        ..SetupConfig::default()
+    };
+    let timeout = Duration::from_secs(30);
+    let first = setup::run(&pipeline.opensearch, &prefix, &config, timeout)
+        .await
+        .unwrap();
+    assert_eq!(first.cluster.flavor, node::flavor().await);
+    assert!(first.templates.iter().all(|(_, c)| *c == Change::Created), "{first:?}");
+    let second = setup::run(&pipeline.opensearch, &prefix, &config, timeout)
+        .await
+        .unwrap();
+    assert!(
+        second.templates.iter().all(|(_, c)| *c == Change::Unchanged),
+        "{second:?}"
+    );
+    // A changed setting replaces what it changes, and only that.
+    let changed = SetupConfig {
+        index_replicas: Some(1),
+        ..config.clone()
+    };
+    let third = setup::run(&pipeline.opensearch, &prefix, &changed, timeout)
+        .await
+        .unwrap();
+    assert!(third.templates.iter().all(|(_, c)| *c == Change::Updated), "{third:?}");
+
+    let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
+    let has_ism = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["component"] == "opensearch-index-management");
+    match (&first.retention, has_ism) {
+        (
+            Retention::Installed {
+                kind: "ism",
+                policy,
+                change: Change::Created,
+            },
+            true,
+        ) => {
+            assert_eq!(
+                second.retention,
+                Retention::Installed {
+                    kind: "ism",
+                    policy: policy.clone(),
+                    change: Change::Unchanged
+                }
+            );
+            let installed = node::call(reqwest::Method::GET, &format!("_plugins/_ism/policies/{policy}"), None).await;
+            assert_eq!(
+                installed["policy"]["ism_template"][0]["index_patterns"][0],
+                format!("{prefix}-*")
+            );
+            assert_eq!(
+                installed["policy"]["states"][1]["actions"][0]["warm_migration"],
+                serde_json::json!({})
+            );
+            node::call(
+                reqwest::Method::DELETE,
+                &format!("_plugins/_ism/policies/{policy}"),
+                None,
+            )
+            .await;
+        }
+        (Retention::Unsupported { reason }, false) => {
+            // The minimal distribution (and Elasticsearch OSS) has neither ISM nor ILM.
+            assert!(reason.contains("no Index State Management"), "{reason}");
+        }
+        (other, ism) => panic!("retention {other:?} with ISM installed: {ism}"),
+    }
+}
+
+/// Accepts one HTTP request on loopback, answers like Dashboards' import API, and returns
+/// the request as received (head and body).
+async fn capture_one(listener: tokio::net::TcpListener) -> (String, Vec<u8>) {
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        let n = socket.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    while buf.len() < head_end + length {
+        let n = socket.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let answer = r#"{"success":true,"successCount":14,"successResults":[]}"#;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+    socket.write_all(response.as_bytes()).await.unwrap();
+    (head, buf[head_end..].to_vec())
+}
+
+#[tokio::test]
+async fn the_dashboards_import_request_is_what_the_import_api_takes() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = url::Url::parse(&format!(
+        "http://127.0.0.1:{}/_dashboards",
+        listener.local_addr().unwrap().port()
+    ))
+    .unwrap();
+    let capture = tokio::spawn(capture_one(listener));
+    let prefix = "audit";
+    let pipeline = Pipeline::new(node::config(prefix, "http://127.0.0.1:9"), None);
+    let imported = setup::import_dashboards(&pipeline.opensearch, &base, prefix, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(imported, 14);
+    let (head, body) = capture.await.unwrap();
+
+    let mut lines = head.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "POST /_dashboards/api/saved_objects/_import?overwrite=true HTTP/1.1"
+    );
+    let headers: Vec<String> = lines.map(str::to_ascii_lowercase).collect();
+    assert!(headers.contains(&"osd-xsrf: true".to_owned()), "{head}");
+    let content_type = headers.iter().find_map(|h| h.strip_prefix("content-type: ")).unwrap();
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+
+    // One part, the file field, holding the NDJSON with the prefix's index pattern.
+    let body = String::from_utf8(body).unwrap();
+    let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
+    assert_eq!(parts.len(), 3, "{body:.300}");
+    assert_eq!(parts[2], "--\r\n");
+    let (part_head, content) = parts[1].split_once("\r\n\r\n").unwrap();
+    assert!(part_head.contains(r#"Content-Disposition: form-data; name="file"; filename="cloudtrail-audit.ndjson""#));
+    let content = content.strip_suffix("\r\n").unwrap();
+    let shipped = std::fs::read_to_string(common::fixtures().join("../dashboards/cloudtrail-audit.ndjson")).unwrap();
+    assert_eq!(content, shipped.replace(r#""title":"cwl-*""#, r#""title":"audit-*""#));
+    let objects: Vec<Value> = content.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objects.len(), 14);
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["type"] == "index-pattern" && o["attributes"]["title"] == "audit-*")
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["type"] == "dashboard" && o["attributes"]["title"] == "CloudTrail audit")
+    );
+}
