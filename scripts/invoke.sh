@@ -14,9 +14,9 @@
 # (README, "Try it locally with SAM").
 #
 # Between the function and the emulator runs scripts/runtime-api-shim.py: cargo-lambda 1.9 sends
-# the constant `Lambda-Runtime-Deadline-Ms: 600000` instead of an absolute time, which the function
-# reads as a deadline long past, so it would fail every invocation without sending anything. The
-# shim sends now + the template's Timeout instead, as Lambda does.
+# the constant `Lambda-Runtime-Deadline-Ms: 600000` instead of an absolute time, a deadline long
+# past, which the function ignores (it would run with no deadline at all). The shim sends
+# now + the template's Timeout instead, as Lambda does.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

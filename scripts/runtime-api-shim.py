@@ -8,10 +8,11 @@ every request to the emulator unchanged, and every answer back unchanged but one
 
 Why: `cargo lambda watch` (1.9.x) answers `GET .../runtime/invocation/next` with the constant
 `Lambda-Runtime-Deadline-Ms: 600000`, where the runtime API (and real Lambda) send the deadline
-as an absolute time, in Unix milliseconds. lambda_runtime reads it as 1970-01-01T00:10:00Z, so a
-function that keeps to its deadline, as cwl-indexer does (DEADLINE_MARGIN_MS), finds no time
-left and fails every invocation without sending anything. The shim rewrites that header to
-`now + --timeout-ms` (the function's Timeout in template.yaml), which is what Lambda would send.
+as an absolute time, in Unix milliseconds. lambda_runtime reads it as 1970-01-01T00:10:00Z: a
+deadline already past, which cwl-indexer ignores (with a warning), so under the bare emulator it
+runs with no deadline at all and its deadline handling (DEADLINE_MARGIN_MS, capped attempts) is
+never exercised. The shim rewrites that header to `now + --timeout-ms` (the function's Timeout in
+template.yaml), which is what Lambda sends.
 
 Only loopback: it listens on 127.0.0.1 and refuses an upstream that is not a loopback address.
 Standard library only. Long polls (`/next` waits for an invocation) are forwarded without a

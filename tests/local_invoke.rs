@@ -5,13 +5,15 @@
 //! what `sam local invoke` does where Docker runs.
 //!
 //! What runs, all on 127.0.0.1, all started and stopped (killed and reaped) by the test:
-//! - `cargo lambda watch --only-lambda-apis`: the emulator. It does not start the function
-//!   itself because its `Lambda-Runtime-Deadline-Ms` is the constant 600000 instead of an
-//!   absolute time (cargo-lambda 1.9), which the function reads as a deadline in 1970 and so
-//!   sends nothing (it fails the invocation, correctly). It reads a Cargo manifest at start, so
-//!   it runs in an empty package of its own rather than waiting on this repository's build locks.
+//! - `cargo lambda watch --only-lambda-apis`: the emulator. Its `Lambda-Runtime-Deadline-Ms` is
+//!   the constant 600000 instead of an absolute time (cargo-lambda 1.9): a deadline in 1970,
+//!   which the function ignores with a warning, so it would run with no deadline at all. The
+//!   emulator does not start the function itself because it would point the function straight
+//!   at itself. It reads a Cargo manifest at start, so it runs in an empty package of its own
+//!   rather than waiting on this repository's build locks.
 //! - `scripts/runtime-api-shim.py` between the function and the emulator: rewrites that header
-//!   to now + the function's Timeout from template.yaml, as Lambda sends it; nothing else.
+//!   to now + the function's Timeout from template.yaml, as Lambda sends it; nothing else. The
+//!   test checks that the function saw a real deadline (no "already past" warning).
 //! - `target/debug/bootstrap` (built by `cargo test`), with the environment the stack gives it,
 //!   but `AUTH=none` and the local node, and Lambda's JSON log format.
 //!
@@ -392,4 +394,9 @@ async fn fixtures_through_the_cargo_lambda_emulator_land_in_the_node() {
     let everything: BTreeSet<_> = expected.union(&root_expected).cloned().collect();
     assert_eq!(hits(&all), everything);
     assert_eq!(lambda.summary_lines().len(), 5, "one summary line per invocation");
+    let log = lambda.function.stdout.lock().unwrap().clone();
+    assert!(
+        !log.contains("already past"),
+        "the shim gives the function a real deadline: {log}"
+    );
 }

@@ -257,6 +257,9 @@ def check_function_role(t):
                 elif acts & {"logs:CreateLogStream", "logs:PutLogEvents"}:
                     assert acts == {"logs:CreateLogStream", "logs:PutLogEvents"}
                     assert resources_ == [{"Fn::Sub": "${FunctionLogGroup.Arn}"}], resources_
+                elif "sns:Publish" in acts:
+                    assert acts == {"sns:Publish"}
+                    assert resources_ == [{"Ref": "AlertTopic"}, {"Fn::Sub": "${AlertTopicArn}"}], resources_
                 elif "sqs:SendMessage" in acts:
                     assert acts == {"sqs:SendMessage"}
                     assert resources_ == [{"Fn::GetAtt": ["FailureQueue", "Arn"]}]
@@ -416,6 +419,8 @@ def test_timeout_fits_the_retry_budget(template):
 LEFT_UNSET = {
     "BASIC_AUTH_USER": "the stack authenticates with SigV4 and the function's role: no secret in the environment",
     "BASIC_AUTH_PASSWORD": "the stack authenticates with SigV4 and the function's role: no secret in the environment",
+    "SNS_ENDPOINT_URL": "SNS's regional endpoint is right; in a VPC without NAT, an SNS interface endpoint with "
+    "private DNS (its default) makes that same name resolve to it",
 }
 
 
