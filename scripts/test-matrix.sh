@@ -17,7 +17,7 @@ for entry in $matrix; do
   echo "== $dist $version (port $port), log: $log" >&2
   started=$(date +%s)
   if OPENSEARCH_DIST=$dist OPENSEARCH_VERSION=$version OPENSEARCH_PORT=$port OPENSEARCH_URL= \
-      scripts/with-opensearch.sh cargo test --locked "${tests[@]}" >"$log" 2>&1; then
+      scripts/with-opensearch.sh cargo test --locked --no-fail-fast "${tests[@]}" >"$log" 2>&1; then
     verdict=pass
   else
     verdict=FAIL

@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use crate::config::{Config, RawMessage};
 use crate::enrich::{self, Enrichment, Findings, SignalMatch, Signals};
 use crate::envelope::LogEvent;
-use crate::geo::{self, Geo};
+use crate::geo::Geo;
 use crate::record::{self, Field, Message, Placement, Record};
 
 /// `_id`s longer than this are refused by OpenSearch; such a record falls back to the
@@ -120,13 +120,16 @@ pub fn write_document(
         write_fields(out, record);
         let (findings, signals) = match enrich {
             Some((enrichment, signals)) => (enrichment.examine(record, signals), Some(signals)),
-            None => (
-                Findings {
-                    source: plain_source(record),
-                    rules: Vec::new(),
-                },
-                None,
-            ),
+            None => {
+                let source = enrich::source_address(record).map(|(ip, public)| (Geo::unknown(ip), public));
+                (
+                    Findings {
+                        source,
+                        rules: Vec::new(),
+                    },
+                    None,
+                )
+            }
         };
         if let Some((geo, _)) = &findings.source {
             write_source(out, geo);
@@ -169,27 +172,6 @@ pub fn write_document(
     }
     out.extend_from_slice(b"}\n");
     kind
-}
-
-/// The source address without databases: `source.ip` only.
-fn plain_source(record: &Record<'_>) -> Option<(Geo, bool)> {
-    let value = text_at(record, &["sourceIPAddress"])?;
-    let keep = record
-        .fields
-        .iter()
-        .any(|f| f.key == "sourceIPAddress" && f.placement == Placement::Keep);
-    let (ip, public) = geo::source_ip(&value).filter(|_| keep)?;
-    Some((
-        Geo {
-            ip,
-            country_iso_code: None,
-            country_name: None,
-            location: None,
-            as_number: None,
-            as_organization: None,
-        },
-        public,
-    ))
 }
 
 /// `,"source":{"ip":..,"geo":{..},"as":{..}}`, with only what is known.

@@ -114,34 +114,27 @@ impl Enrichment {
 
     /// Looks up the caller and evaluates the rules for `record`.
     pub fn examine<'r>(&'r self, record: &Record<'_>, signals: &mut Signals) -> Findings<'r> {
-        let source = record
-            .fields
-            .iter()
-            .find(|f| f.key == "sourceIPAddress" && f.placement == Placement::Keep)
-            .and_then(|f| serde_json::from_str::<std::borrow::Cow<'_, str>>(f.value.get()).ok())
-            .and_then(|s| geo::source_ip(&s))
-            .map(|(ip, public)| {
-                if public && !self.geo.is_empty() {
-                    (self.geo.lookup(ip), true)
-                } else {
-                    (plain(ip), public)
-                }
-            });
+        let source = source_address(record).map(|(ip, public)| {
+            if public && !self.geo.is_empty() {
+                (self.geo.lookup(ip), true)
+            } else {
+                (Geo::unknown(ip), public)
+            }
+        });
         let country = source.as_ref().and_then(|(g, _)| g.country_iso_code.as_deref());
         let rules = self.rules.evaluate(record, country, &mut signals.bursts);
         Findings { source, rules }
     }
 }
 
-fn plain(ip: std::net::IpAddr) -> Geo {
-    Geo {
-        ip,
-        country_iso_code: None,
-        country_name: None,
-        location: None,
-        as_number: None,
-        as_organization: None,
-    }
+/// The address `sourceIPAddress` names (see [`geo::source_ip`]), and whether it is public.
+pub fn source_address(record: &Record<'_>) -> Option<(std::net::IpAddr, bool)> {
+    let field = record
+        .fields
+        .iter()
+        .find(|f| f.key == "sourceIPAddress" && f.placement == Placement::Keep)?;
+    let text = serde_json::from_str::<std::borrow::Cow<'_, str>>(field.value.get()).ok()?;
+    geo::source_ip(&text)
 }
 
 /// The highest severity among `rules`.

@@ -56,6 +56,20 @@ pub struct Geo {
     pub as_organization: Option<String>,
 }
 
+impl Geo {
+    /// An address nothing is known about (yet).
+    pub fn unknown(ip: IpAddr) -> Self {
+        Self {
+            ip,
+            country_iso_code: None,
+            country_name: None,
+            location: None,
+            as_number: None,
+            as_organization: None,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct LocationRecord<'a> {
     // ip-location-db: {"country_code": "GB", "latitude": .., "longitude": ..}
@@ -124,14 +138,7 @@ impl GeoDb {
     /// What the databases know about `ip`. A database error on one address is treated as
     /// "unknown": enrichment never fails a document.
     pub fn lookup(&self, ip: IpAddr) -> Geo {
-        let mut geo = Geo {
-            ip,
-            country_iso_code: None,
-            country_name: None,
-            location: None,
-            as_number: None,
-            as_organization: None,
-        };
+        let mut geo = Geo::unknown(ip);
         if let Some(reader) = &self.location
             && let Ok(found) = reader.lookup(ip)
             && let Ok(Some(r)) = found.decode::<LocationRecord<'_>>()

@@ -158,6 +158,23 @@ pub struct Summary {
     pub millis: u64,
 }
 
+impl Summary {
+    /// Adds `other`'s counts to this summary's (the CLI's totals over several files).
+    pub fn absorb(&mut self, other: &Summary) {
+        self.events_in += other.events_in;
+        self.cloudtrail += other.cloudtrail;
+        self.other_json += other.other_json;
+        self.text += other.text;
+        self.invalid += other.invalid;
+        self.chunks += other.chunks;
+        self.built_bytes += other.built_bytes;
+        self.payload_bytes += other.payload_bytes;
+        self.delivery += other.delivery;
+        self.failed += other.failed;
+        self.signals += other.signals;
+    }
+}
+
 /// Buffers kept between invocations of a warm container.
 #[derive(Debug, Default)]
 struct Buffers {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use common::node::{self, Pipeline};
+use common::sigv4_proxy::python;
 use cwl_indexer::alerts::{self, Alerts};
 use cwl_indexer::bulk::{BulkChunk, BulkEncoder};
 use cwl_indexer::config::{Config, SignalsConfig};
@@ -29,15 +30,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn python() -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "run `bash scripts/venv.sh` (make test does) to install moto"
-    );
-    p.display().to_string()
 }
 
 fn start_moto() -> Moto {

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::node;
 
@@ -52,33 +51,8 @@ fn assert_clean(text: &str, secrets: &[&str]) {
 fn sigv4_credentials_and_signatures_never_reach_the_logs() {
     let prefix = node::unique_prefix("secrets");
     let _cleanup = node::Cleanup(prefix.clone());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    assert!(python.exists(), "run `bash scripts/venv.sh` (make test does)");
-    let mut proxy = Command::new(python)
-        .arg(root.join("tests/sigv4_proxy.py"))
-        .args([
-            "--upstream",
-            &node::url(),
-            "--region",
-            "eu-west-1",
-            "--service",
-            "es",
-            "--port",
-            "0",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "AKIDSECRETSTEST")
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(proxy.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let proxy = common::sigv4_proxy::Proxy::start("es", "AKIDSECRETSTEST", SECRET, TOKEN);
+    let url = proxy.url.clone();
     let fixture = common::fixtures()
         .join("console-login-failure.json")
         .display()
@@ -95,8 +69,7 @@ fn sigv4_credentials_and_signatures_never_reach_the_logs() {
         ],
         &["--endpoint", &url, "--auth", "sigv4", "replay", &fixture],
     );
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    drop(proxy);
     assert!(
         text.contains("16 log events: "),
         "the replay went through the verifier: {text:.2000}"

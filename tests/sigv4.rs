@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use common::node::{self, Pipeline};
+use common::sigv4_proxy::Proxy;
 use cwl_indexer::auth::Auth;
 use cwl_indexer::config::AuthConfig;
 use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
@@ -17,71 +15,6 @@ use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
 const KEY: &str = "AKIDCWLINDEXERTEST";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY";
 const TOKEN: &str = "IQoJb3JpZ2luX2VjEPr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==";
-
-/// The verifying proxy, killed when dropped.
-struct Proxy {
-    child: Child,
-    url: String,
-}
-
-impl Proxy {
-    fn start(service: &str) -> Self {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python =
-            std::env::var("CWL_TEST_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
-        assert!(
-            std::path::Path::new(&python).exists(),
-            "{python} missing: run `bash scripts/venv.sh` (make test does) to install botocore"
-        );
-        let mut child = Command::new(python)
-            .arg(root.join("tests/sigv4_proxy.py"))
-            .args([
-                "--upstream",
-                &node::url(),
-                "--region",
-                "eu-west-1",
-                "--service",
-                service,
-                "--port",
-                "0",
-            ])
-            .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env("AWS_SESSION_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tests/sigv4_proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().strip_prefix("listening on http://127.0.0.1:").expect(&line);
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            child,
-        }
-    }
-
-    async fn stats(&self) -> (u64, u64) {
-        let body = reqwest::get(format!("{}/__sigv4_proxy/stats", self.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        (v["verified"].as_u64().unwrap(), v["rejected"].as_u64().unwrap())
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn signed_pipeline(prefix: &str, proxy: &Proxy, service: &str, secret: &str, gzip: bool) -> Pipeline {
     let mut config = node::config(prefix, &proxy.url);
@@ -106,7 +39,7 @@ async fn signed_requests_verify_and_land() {
     for (service, gzip) in [("es", true), ("es", false), ("aoss", true)] {
         let prefix = node::unique_prefix("sigv4");
         let _cleanup = node::Cleanup(prefix.clone());
-        let proxy = Proxy::start(service);
+        let proxy = Proxy::start(service, KEY, SECRET, TOKEN);
         let pipeline = signed_pipeline(&prefix, &proxy, service, SECRET, gzip);
         let mut events_in = 0;
         for name in ["console-login-failure.json", "root-activity.json"] {
@@ -129,7 +62,7 @@ async fn signed_requests_verify_and_land() {
 async fn a_wrong_secret_fails_the_invocation_and_indexes_nothing() {
     let prefix = node::unique_prefix("sigv4bad");
     let _cleanup = node::Cleanup(prefix.clone());
-    let proxy = Proxy::start("es");
+    let proxy = Proxy::start("es", KEY, SECRET, TOKEN);
     let pipeline = signed_pipeline(&prefix, &proxy, "es", "not-the-secret", true);
     let (summary, result) = pipeline.invoke(&fixture("console-login-failure.json"), None).await;
     let err = result.unwrap_err();

@@ -279,7 +279,7 @@ async fn replay(indexer: Indexer, opensearch: &OpenSearch, paths: &[PathBuf]) ->
         let event = read_event(path)?;
         let (s, result) = indexer.process(&event, &mut sink, None).await;
         log_summary(path, &s);
-        add(&mut total, &s);
+        total.absorb(&s);
         result.with_context(|| format!("{}", path.display()))?;
     }
     let d = &total.delivery;
@@ -296,18 +296,6 @@ async fn replay(indexer: Indexer, opensearch: &OpenSearch, paths: &[PathBuf]) ->
         d.retried
     );
     Ok(())
-}
-
-fn add(total: &mut Summary, s: &Summary) {
-    total.events_in += s.events_in;
-    total.cloudtrail += s.cloudtrail;
-    total.other_json += s.other_json;
-    total.text += s.text;
-    total.invalid += s.invalid;
-    total.chunks += s.chunks;
-    total.built_bytes += s.built_bytes;
-    total.delivery += s.delivery;
-    total.failed += s.failed;
 }
 
 /// Documents per index, the top eventNames and errorCodes, and the dead letters, read back
@@ -425,7 +413,7 @@ async fn replay_summary(indexer: &Indexer, paths: &[PathBuf]) -> Result<()> {
         let (s, result) = indexer.process(&event, &mut sink, None).await;
         result.with_context(|| format!("{}", path.display()))?;
         log_summary(path, &s);
-        add(&mut total, &s);
+        total.absorb(&s);
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:<32} {:>10} {:>12}", "index", "documents", "bulk bytes")?;

@@ -4,6 +4,7 @@
 
 pub mod fault_proxy;
 pub mod node;
+pub mod sigv4_proxy;
 
 use std::io::Write;
 
