@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed
+.PHONY: help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
+	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -16,7 +17,7 @@ demo: build ## Start a local OpenSearch (or use OPENSEARCH_ENDPOINT), index ever
 stop: ## Stop the local OpenSearch node the demo or the tests started
 	scripts/opensearch.sh stop
 
-test: lint proxy-selftest integration check-fixtures ## Everything CI runs
+test: lint proxy-selftest template-test sam-lint checkov integration sam-build check-fixtures ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check
@@ -28,8 +29,28 @@ venv: ## The git-ignored Python venv for the SigV4 verifier (botocore, pytest)
 proxy-selftest: venv ## The SigV4 verifying proxy's own tests
 	.venv/bin/python -m pytest -q tests/test_sigv4_proxy.py
 
-integration: venv ## All Rust tests (unit, property, CLI, and against a real OpenSearch node started for them)
-	scripts/with-opensearch.sh $(CARGO) test --locked
+lambda-venv: ## The git-ignored venv with cargo-lambda and zig (.venv-lambda)
+	bash scripts/tool-venv.sh lambda >/dev/null
+
+integration: venv lambda-venv ## All Rust tests (unit, property, CLI, cargo-lambda local invoke; against a real OpenSearch node started for them)
+	CWL_REQUIRE_CARGO_LAMBDA=1 scripts/with-opensearch.sh $(CARGO) test --locked
+
+template-test: ## tests/template_security.py: the template's access policies, encryption, scoping (pytest)
+	"$$(bash scripts/tool-venv.sh sam)/python" -m pytest -q tests/template_security.py
+
+sam-lint: ## sam validate --lint and cfn-lint on template.yaml: zero errors (offline)
+	scripts/sam-checks.sh lint
+
+checkov: ## checkov on template.yaml (offline): zero failed checks, every skip justified inline
+	scripts/sam-checks.sh checkov
+
+sam-build: ## sam build through cargo-lambda, no Docker; checks .aws-sam/build/Indexer/bootstrap is arm64
+	scripts/sam-checks.sh build
+
+sam-checks: template-test sam-lint checkov sam-build ## Every template check (the four above)
+
+invoke: ## Invoke the function with FIXTURE=fixtures/x.json under cargo-lambda's emulator (local node unless OPENSEARCH_ENDPOINT)
+	scripts/invoke.sh "$(FIXTURE)"
 
 fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples
 	python3 scripts/make-fixtures.py
