@@ -93,7 +93,7 @@ pub fn write_document(
             }
             write_escaped(out, id);
         }
-        None => write_escaped(out, &event.id),
+        None => write_escaped(out, &event_id(event)),
     }
     out.extend_from_slice(b"\"}}\n");
 
@@ -150,7 +150,7 @@ pub fn write_document(
                 let id = match cloudtrail_id(record) {
                     Some((Some(account), id)) => format!("{account}:{id}"),
                     Some((None, id)) => id.to_owned(),
-                    None => event.id.to_string(),
+                    None => event_id(event).into_owned(),
                 };
                 for rule in &findings.rules {
                     signals.matches.push(SignalMatch {
@@ -232,12 +232,12 @@ fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
         match f.placement {
             Placement::Keep => {
                 write_key(out, f);
-                out.extend_from_slice(f.value.get().as_bytes());
+                write_raw(out, f.value.get());
             }
             Placement::Wrap => {
                 write_key(out, f);
                 out.extend_from_slice(br#"{"@value":"#);
-                out.extend_from_slice(f.value.get().as_bytes());
+                write_raw(out, f.value.get());
                 out.push(b'}');
             }
             Placement::Unindex => {}
@@ -248,7 +248,7 @@ fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
         "@unindexed",
         record.fields.iter().filter(|f| f.placement == Placement::Unindex),
         |out, f| {
-            out.extend_from_slice(f.value.get().as_bytes());
+            write_raw(out, f.value.get());
         },
     );
     write_object(out, "@json", record.fields.iter().filter(|f| f.text_copy), |out, f| {
@@ -280,6 +280,40 @@ fn write_object<'f, 'a: 'f>(
     if open {
         out.push(b'}');
     }
+}
+
+/// Copies a raw JSON value. A raw newline or carriage return can only be whitespace between
+/// tokens (JSON strings cannot hold them unescaped), and a pretty-printed record would
+/// otherwise split the NDJSON document line: they become spaces.
+fn write_raw(out: &mut Vec<u8>, raw: &str) {
+    let bytes = raw.as_bytes();
+    let start = out.len();
+    out.extend_from_slice(bytes);
+    if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
+        for b in &mut out[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+    }
+}
+
+/// The `_id` of a message that is not an identifiable CloudTrail record: its log event id,
+/// unless that cannot be an `_id` (empty, or over OpenSearch's 512 bytes); then a SHA-256 of
+/// the id, timestamp and message, which a redelivery reproduces.
+fn event_id<'e>(event: &'e LogEvent<'_>) -> std::borrow::Cow<'e, str> {
+    if !event.id.is_empty() && event.id.len() <= MAX_ID_BYTES {
+        return std::borrow::Cow::Borrowed(&event.id);
+    }
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(event.id.as_bytes());
+    hash.update(b"\0");
+    hash.update(event.timestamp.to_le_bytes());
+    hash.update(b"\0");
+    hash.update(event.message.as_bytes());
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    std::borrow::Cow::Owned(format!("sha256:{hex}"))
 }
 
 /// The `(recipientAccountId, eventID)` a CloudTrail record's `_id` is made of: the same
@@ -635,6 +669,34 @@ mod tests {
         );
         assert_eq!(m.principal.as_deref(), Some("arn:aws:iam::111122223333:root"));
         assert_eq!(m.country.as_deref(), Some("AU"));
+    }
+
+    #[test]
+    fn pretty_printed_records_stay_on_one_line() {
+        let msg = "{\"eventVersion\": \"1\",\n \"requestParameters\": {\r\n  \"a\": [1,\n 2]},\n \"x\": \"s\"}";
+        let (_, _, doc) = item(&Config::default(), msg, 0);
+        assert_eq!(doc["requestParameters"], json!({"a": [1, 2]}));
+    }
+
+    #[test]
+    fn unusable_log_event_ids_become_a_stable_hash() {
+        let mut out = Vec::new();
+        let long = "9".repeat(600);
+        for id in ["", long.as_str()] {
+            let ev = LogEvent {
+                id: Cow::Borrowed(id),
+                timestamp: 5,
+                message: Cow::Borrowed("text"),
+            };
+            out.clear();
+            write_item(&mut out, &Config::default(), &ORIGIN, &ev);
+            let action: Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+            let got = action["create"]["_id"].as_str().unwrap().to_owned();
+            assert!(got.starts_with("sha256:") && got.len() == 71, "{got}");
+            let mut again = Vec::new();
+            write_item(&mut again, &Config::default(), &ORIGIN, &ev);
+            assert_eq!(out, again, "deterministic");
+        }
     }
 
     #[test]
