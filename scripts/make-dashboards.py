@@ -16,14 +16,19 @@ Invariants the `setup` command and the tests rely on (see dashboards/README.md):
   objects instead of duplicating them.
 - Queries are Lucene syntax (`language: lucene`): Dashboards sends them as `query_string`
   queries, the same queries the README documents and the tests run.
+- There is one saved search per built-in detection rule, generated from rules/default.json:
+  adding a rule there and re-running this script adds its search to the "Security signals"
+  dashboard.
 """
 
 import json
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "dashboards", "cloudtrail-audit.ndjson")
+RULES = os.path.join(ROOT, "rules", "default.json")
 
 INDEX_PATTERN_ID = "cwl-indexer-index-pattern"
 INDEX_PATTERN_TITLE = "cwl-*"  # the only place the index pattern is named
@@ -43,6 +48,32 @@ SECURITY_GROUP_CHANGES = (
     " OR RevokeSecurityGroupEgress OR CreateSecurityGroup OR DeleteSecurityGroup OR ModifySecurityGroupRules)"
 )
 HAS_ERROR = "_exists_:errorCode"
+# Documents at least one detection rule matched (`signal.rules`, written at ingest).
+SIGNALS = "_exists_:signal.rules"
+
+# Rule ids land unquoted in Lucene queries (`signal.rules:root-activity`) and in saved-object
+# ids, so they must stay plain: lowercase letters, digits and inner hyphens.
+RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SEVERITIES = ["low", "medium", "high", "critical"]
+
+
+def rule_query(rule_id):
+    return f"signal.rules:{rule_id}"
+
+
+def load_rules():
+    """The built-in detection rules, in file order, checked enough to build queries from."""
+    with open(RULES, encoding="utf-8") as f:
+        rules = json.load(f)["rules"]
+    seen = set()
+    for rule in rules:
+        rule_id = rule["id"]
+        if not RULE_ID.match(rule_id) or rule_id in seen:
+            sys.exit(f"{os.path.relpath(RULES, ROOT)}: rule id {rule_id!r} is not a unique plain id")
+        if rule["severity"] not in SEVERITIES:
+            sys.exit(f"{os.path.relpath(RULES, ROOT)}: rule {rule_id}: severity {rule['severity']!r}")
+        seen.add(rule_id)
+    return rules
 
 
 def minify(obj):
@@ -106,10 +137,29 @@ def date_histogram(agg_id):
     }
 
 
+def geohash_grid(agg_id, field):
+    """Geohash cells for a coordinate map. With autoPrecision, Dashboards picks the precision
+    from the map's zoom (2 at the initial zoom 2), limits the cells to a collar around the
+    visible map (isFilteredByCollar) and places each marker at its cell's geo_centroid."""
+    return {
+        "id": agg_id,
+        "enabled": True,
+        "type": "geohash_grid",
+        "params": {
+            "field": field,
+            "autoPrecision": True,
+            "precision": 2,
+            "useGeocentroid": True,
+            "isFilteredByCollar": True,
+        },
+        "schema": "segment",
+    }
+
+
 # Chart parameters, per visualization type.
 
 
-def xy_params(chart, series, horizontal=False):
+def xy_params(chart, series, horizontal=False, mode="normal"):
     return {
         "type": chart,
         "grid": {"categoryLines": False},
@@ -142,7 +192,7 @@ def xy_params(chart, series, horizontal=False):
             {
                 "show": True,
                 "type": series,
-                "mode": "normal",
+                "mode": mode,
                 "data": {"label": "Events", "id": "1"},
                 "valueAxis": "ValueAxis-1",
                 "drawLinesBetweenPoints": True,
@@ -184,17 +234,42 @@ def table_params():
     }
 
 
+def tile_map_params():
+    # wms: the stringified default of the visualization:tileMap:WMSdefaults setting (off): the
+    # base map comes from the maps service Dashboards is configured with.
+    return {
+        "colorSchema": "Yellow to Red",
+        "mapType": "Scaled Circle Markers",
+        "isDesaturated": True,
+        "addTooltip": True,
+        "heatClusterSize": 1.5,
+        "legendPosition": "bottomright",
+        "mapZoom": 2,
+        "mapCenter": [0, 0],
+        "wms": {"enabled": False, "options": {"format": "image/png", "transparent": True}},
+    }
+
+
 VIS_PARAMS = {
     "histogram": lambda: xy_params("histogram", "histogram"),
+    "stacked_histogram": lambda: xy_params("histogram", "histogram", mode="stacked"),
     "horizontal_bar": lambda: xy_params("histogram", "histogram", horizontal=True),
     "line": lambda: xy_params("line", "line"),
     "pie": pie_params,
     "table": table_params,
+    "tile_map": tile_map_params,
 }
+# The visState type of each kind above (a stacked bar chart is a histogram).
+VIS_TYPE = {"stacked_histogram": "histogram"}
 
 
 def visualization(vis_id, title, description, vis_type, aggs, query=""):
-    vis_state = {"title": title, "type": vis_type, "aggs": [count()] + aggs, "params": VIS_PARAMS[vis_type]()}
+    vis_state = {
+        "title": title,
+        "type": VIS_TYPE.get(vis_type, vis_type),
+        "aggs": [count()] + aggs,
+        "params": VIS_PARAMS[vis_type](),
+    }
     return {
         "id": vis_id,
         "type": "visualization",
@@ -211,6 +286,15 @@ def visualization(vis_id, title, description, vis_type, aggs, query=""):
 
 
 SEARCH_COLUMNS = ["eventName", "eventSource", "userIdentity.arn", "sourceIPAddress", "awsRegion", "errorCode"]
+SIGNAL_COLUMNS = [
+    "signal.rules",
+    "signal.severity",
+    "eventName",
+    "userIdentity.arn",
+    "sourceIPAddress",
+    "source.geo.country_name",
+    "source.as.organization.name",
+]
 
 
 def saved_search(search_id, title, description, query, columns=SEARCH_COLUMNS):
@@ -383,6 +467,75 @@ def objects():
             (security_groups, 48, 15),
         ],
     )
+    # What the indexer adds at ingest (GeoIP enrichment and detection rules), on a dashboard of
+    # its own: "CloudTrail audit" needs no configuration, these panels stay empty without a
+    # GeoIP database (GEOIP_DB) or with DETECTIONS=false.
+    locations = visualization(
+        "cwl-indexer-source-locations-map",
+        "CloudTrail: where calls come from",
+        "Calls per location of their source address (source.geo.location, from the GeoIP city "
+        "database), in geohash cells that follow the map's zoom.",
+        "tile_map",
+        [geohash_grid("2", "source.geo.location")],
+    )
+    countries = visualization(
+        "cwl-indexer-source-countries",
+        "CloudTrail: calls by country",
+        "Calls per country of their source address (source.geo.country_name, top 20); also "
+        "filled by country-only GeoIP databases, which have no coordinates for the map.",
+        "table",
+        [terms("2", "source.geo.country_name", 20, "bucket", "country")],
+    )
+    signals_over_time = visualization(
+        "cwl-indexer-signals-over-time",
+        "Security signals over time",
+        "Documents matched by a detection rule, per interval, stacked by rule (signal.rules, top 20 "
+        "per interval). A document matched by two rules counts once in each.",
+        "stacked_histogram",
+        [date_histogram("2"), terms("3", "signal.rules", 20, "group", "rule")],
+        SIGNALS,
+    )
+    by_severity = visualization(
+        "cwl-indexer-signals-by-severity",
+        "Security signals by severity",
+        "Documents matched by a detection rule, by the highest severity among their rules (signal.severity).",
+        "pie",
+        [terms("2", "signal.severity", len(SEVERITIES), "segment", "severity")],
+        SIGNALS,
+    )
+    all_signals = saved_search(
+        "cwl-indexer-signals",
+        "Security signals: all",
+        "Every document a detection rule matched, newest first.",
+        SIGNALS,
+        SIGNAL_COLUMNS,
+    )
+    per_rule = []
+    for rule in load_rules():
+        about = rule.get("description", rule["title"] + ".")
+        per_rule.append(
+            saved_search(
+                f"cwl-indexer-signal-{rule['id']}",
+                f"Security signal: {rule['title']}",
+                f"{about} Detection rule {rule['id']} (rules/default.json), severity {rule['severity']}.",
+                rule_query(rule["id"]),
+                ["eventName", "userIdentity.arn", "sourceIPAddress", "source.geo.country_name", "awsRegion", "signal.rules"],
+            )
+        )
+    signals = dashboard(
+        "cwl-indexer-security-signals",
+        "Security signals",
+        "What the detection rules matched at ingest, and where calls come from: needs the indexer's "
+        "GeoIP database (GEOIP_DB) for the map and countries, and detections on (the default) for the rest.",
+        [
+            (signals_over_time, 32, 15),
+            (by_severity, 16, 15),
+            (locations, 32, 20),
+            (countries, 16, 20),
+            (all_signals, 48, 15),
+        ]
+        + [(search, 24, 12) for search in per_rule],
+    )
     return [
         index_pattern,
         by_event_name,
@@ -398,6 +551,13 @@ def objects():
         tampering,
         security_groups,
         audit,
+        locations,
+        countries,
+        signals_over_time,
+        by_severity,
+        all_signals,
+        *per_rule,
+        signals,
     ]
 
 
