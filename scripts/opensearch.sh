@@ -279,6 +279,34 @@ ensure_dist() {
   chmod -R a+rX "$DIST_HOME" # readable by OPENSEARCH_RUN_AS when we run as root
 }
 
+# The minimal zip has no `geo` module, which OpenSearch 2.x/3.x keep `geohash_grid` and
+# `geotile_grid` in (the Dashboards map uses them; every full distribution and Amazon OpenSearch
+# Service has it). Its jar is on Maven Central: install it as a module, best effort.
+ensure_geo_module() {
+  [[ $DIST == opensearch && ${VERSION%%.*} -ge 2 ]] || return 0
+  [[ -d $DIST_HOME/modules/geo ]] && return 0
+  command -v mvn >/dev/null 2>&1 || { log "mvn not found: no geo module (geohash_grid unavailable)"; return 0; }
+  local jar=$M2_REPO/org/opensearch/plugin/geo/$VERSION/geo-$VERSION.jar java=11
+  [[ ${VERSION%%.*} -ge 3 ]] && java=21
+  if [[ ! -f $jar ]]; then
+    mvn -q -B -Dstyle.color=never dependency:get -Dmaven.repo.local="$M2_REPO" \
+      -Dartifact="org.opensearch.plugin:geo:$VERSION:jar" -Dtransitive=false >&2 ||
+      { log "could not fetch org.opensearch.plugin:geo:$VERSION: no geo module"; return 0; }
+  fi
+  mkdir -p "$DIST_HOME/modules/geo"
+  cp "$jar" "$DIST_HOME/modules/geo/"
+  cat >"$DIST_HOME/modules/geo/plugin-descriptor.properties" <<PROPS
+description=Geospatial aggregations (added by scripts/opensearch.sh from Maven Central)
+version=$VERSION
+name=geo
+classname=org.opensearch.geo.GeoModulePlugin
+java.version=$java
+opensearch.version=$VERSION
+PROPS
+  chmod -R a+rX "$DIST_HOME/modules/geo"
+  log "added the geo module ($jar)"
+}
+
 # Fresh per-node copy of config/ (the node writes its keystore there) with the JVM's gc log,
 # heap dumps and crash files moved out of the shared distribution into the node's directory,
 # and the heap left to <PREFIX>_JAVA_OPTS.
@@ -458,6 +486,7 @@ start_zip() {
   local java_home
   java_home=$(choose_java)
   ensure_dist
+  ensure_geo_module
   prepare_state_dir
 
   # OpenSearch (and Elasticsearch) refuse to run as root ("can not run opensearch as root"),
