@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
+.PHONY: test-matrix help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
 	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke
 
 help: ## List the targets
@@ -52,10 +52,16 @@ sam-checks: template-test sam-lint checkov sam-build ## Every template check (th
 invoke: ## Invoke the function with FIXTURE=fixtures/x.json under cargo-lambda's emulator (local node unless OPENSEARCH_ENDPOINT)
 	scripts/invoke.sh "$(FIXTURE)"
 
+test-matrix: venv ## The cluster suites against OpenSearch 1.3, 2.19, 3.6 and Elasticsearch OSS 7.10.2 (MATRIX=... to choose)
+	scripts/test-matrix.sh
+
 fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples
 	python3 scripts/make-fixtures.py
 
-check-fixtures: ## Regenerated fixtures equal the committed ones (skipped without the shared samples)
+check-test-matrix: venv ## The cluster suites against OpenSearch 1.3, 2.19, 3.6 and Elasticsearch OSS 7.10.2 (MATRIX=... to choose)
+	scripts/test-matrix.sh
+
+fixtures: ## Regenerated fixtures equal the committed ones (skipped without the shared samples)
 	@if [ -d ../shared/cloudtrail-samples ]; then \
 	  python3 scripts/make-fixtures.py && git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
 	else echo "../shared/cloudtrail-samples not present: fixture reproducibility not checked"; fi
