@@ -58,10 +58,7 @@ test-matrix: venv ## The cluster suites against OpenSearch 1.3, 2.19, 3.6 and El
 fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples
 	python3 scripts/make-fixtures.py
 
-check-test-matrix: venv ## The cluster suites against OpenSearch 1.3, 2.19, 3.6 and Elasticsearch OSS 7.10.2 (MATRIX=... to choose)
-	scripts/test-matrix.sh
-
-fixtures: ## Regenerated fixtures equal the committed ones (skipped without the shared samples)
+check-fixtures: ## Regenerated fixtures equal the committed ones (skipped without the shared samples)
 	@if [ -d ../shared/cloudtrail-samples ]; then \
 	  python3 scripts/make-fixtures.py && git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
 	else echo "../shared/cloudtrail-samples not present: fixture reproducibility not checked"; fi
