@@ -337,6 +337,38 @@ def check_log_retention(t):
     assert logging["LogGroup"] == {"Ref": "FunctionLogGroup"}, "the function logs to a group with retention"
 
 
+def check_alarms(t):
+    """Loss is never silent: alarms on dead letters (the function's EMF metric), errors, throttles
+    and the failure queue, each on the right metric of this stack's function or queue, each
+    firing on the first bad period and notifying AlarmTopicArn when it is given."""
+    alarms = resources(t, "AWS::CloudWatch::Alarm")
+    indexer = [{"Name": "FunctionName", "Value": {"Ref": "Indexer"}}]
+    want = {
+        ("cwl-indexer", "DeadLettered"): indexer,
+        ("AWS/Lambda", "Errors"): indexer,
+        ("AWS/Lambda", "Throttles"): indexer,
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"): [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}
+        ],
+    }
+    found = {}
+    for name, alarm in alarms.items():
+        p = alarm["Properties"]
+        found[(p["Namespace"], p["MetricName"])] = (name, p)
+    assert set(want) <= set(found), f"missing alarms: {sorted(set(want) - set(found))}"
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], NO_VALUE]}
+    for key, dimensions in want.items():
+        name, p = found[key]
+        assert p["Dimensions"] == dimensions, f"{name}: watches {p['Dimensions']}, not {dimensions}"
+        assert (p["ComparisonOperator"], p["Threshold"]) == ("GreaterThanThreshold", 0), f"{name}: must fire on > 0"
+        assert p["EvaluationPeriods"] == 1 and p["Period"] <= 300, f"{name}: must fire on the first bad 5 minutes"
+        assert p.get("TreatMissingData") == "notBreaching", f"{name}: no traffic is not an alarm"
+        assert p.get("AlarmActions") == topic, f"{name}: must notify AlarmTopicArn when given"
+    # The metric the alarm reads is the one the function writes.
+    metrics = (ROOT / "src" / "metrics.rs").read_text()
+    assert 'NAMESPACE: &str = "cwl-indexer"' in metrics and '"DeadLettered"' in metrics
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -346,11 +378,16 @@ def check_all(t):
     check_trail(t)
     check_subscription_permission(t)
     check_log_retention(t)
+    check_alarms(t)
 
 
 # ------------------------------------------------------------------------------------------------
 # The tests
 # ------------------------------------------------------------------------------------------------
+def test_alarms_watch_loss_errors_and_throttles(template):
+    check_alarms(template)
+
+
 def test_no_allow_to_star_without_a_condition(template):
     check_no_unconditioned_star_principal(template)
 
@@ -463,6 +500,9 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("permission without account", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].pop("SourceAccount")),
         ("permission without source ARN", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].__setitem__("SourceArn", "*")),
         ("log group without retention", lambda t: t["Resources"]["FunctionLogGroup"]["Properties"].pop("RetentionInDays")),
+        ("no dead-letter alarm", lambda t: t["Resources"].pop("DeadLetteredAlarm")),
+        ("alarm on another function", lambda t: t["Resources"]["ErrorsAlarm"]["Properties"]["Dimensions"][0].__setitem__("Value", "other")),
+        ("silent alarm", lambda t: t["Resources"]["ThrottlesAlarm"]["Properties"].pop("AlarmActions")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
     ],
 )
