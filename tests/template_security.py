@@ -421,6 +421,8 @@ LEFT_UNSET = {
     "BASIC_AUTH_PASSWORD": "the stack authenticates with SigV4 and the function's role: no secret in the environment",
     "SNS_ENDPOINT_URL": "SNS's regional endpoint is right; in a VPC without NAT, an SNS interface endpoint with "
     "private DNS (its default) makes that same name resolve to it",
+    "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
+    "exists for tests against a local S3 server",
 }
 
 
