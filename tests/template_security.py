@@ -25,6 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
 INDEXER_ACTIONS = {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpGet", "es:ESHttpHead"}
+STREAM_READ_ACTIONS = {
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+    "kinesis:SubscribeToShard",
+}
+STREAM_ARN = {"Fn::GetAtt": ["CentralStream", "Arn"]}
 TLS12_POLICIES = {"Policy-Min-TLS-1-2-2019-07", "Policy-Min-TLS-1-2-PFS-2023-10"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -121,7 +130,7 @@ def all_policy_documents(t):
     def walk(node, where):
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("PolicyDocument", "AssumeRolePolicyDocument", "AccessPolicies"):
+                if key in ("PolicyDocument", "AssumeRolePolicyDocument", "AccessPolicies", "DestinationPolicy"):
                     docs.append((f"{where}.{key}", value))
                 walk(value, f"{where}.{key}")
         elif isinstance(node, list):
@@ -263,6 +272,9 @@ def check_function_role(t):
                 elif "sqs:SendMessage" in acts:
                     assert acts == {"sqs:SendMessage"}
                     assert resources_ == [{"Fn::GetAtt": ["FailureQueue", "Arn"]}]
+                elif any(a.startswith("kinesis:") for a in acts):
+                    assert acts <= STREAM_READ_ACTIONS, f"the function only reads the stream: {acts}"
+                    assert resources_ == [STREAM_ARN], f"the central stream only: {resources_}"
                 else:
                     assert all(a.startswith("ec2:") for a in acts), f"unexpected permission {acts}"
     assert es_statements, "the function may write to the domain"
@@ -337,6 +349,43 @@ def check_log_retention(t):
     assert logging["LogGroup"] == {"Ref": "FunctionLogGroup"}, "the function logs to a group with retention"
 
 
+def check_central_account(t):
+    """The central account's stream, destination, CloudWatch Logs role and event source mapping."""
+    r = t["Resources"]
+    for name in ("CentralStream", "CentralLogsRole", "CentralDestination", "CentralStreamMapping"):
+        assert r[name].get("Condition") == "CentralAccount", f"{name} only with CentralAccount"
+    enc = r["CentralStream"]["Properties"]["StreamEncryption"]
+    assert enc["EncryptionType"] == "KMS" and enc["KeyId"], "the stream is encrypted"
+    role = r["CentralLogsRole"]["Properties"]
+    assert not role.get("ManagedPolicyArns")
+    (assume,) = statements(role["AssumeRolePolicyDocument"])
+    assert assume["Principal"] == {"Service": "logs.amazonaws.com"}, assume
+    arns = assume.get("Condition", {}).get("StringLike", {}).get("aws:SourceArn")
+    assert arns and "Fn::Split" in arns and "MemberAccountIds" in json.dumps(arns), "only the member accounts' log groups"
+    for policy in role["Policies"]:
+        for s in statements(policy["PolicyDocument"]):
+            assert s["Effect"] == "Allow"
+            assert actions(s) == {"kinesis:PutRecord", "kinesis:PutRecords"}, s
+            assert as_list(s["Resource"]) == [STREAM_ARN], s
+    dest = r["CentralDestination"]["Properties"]
+    assert dest["TargetArn"] == STREAM_ARN and dest["RoleArn"] == {"Fn::GetAtt": ["CentralLogsRole", "Arn"]}
+    text, variables = dest["DestinationPolicy"]["Fn::Sub"]
+    assert variables["Members"] == {"Fn::Join": ['","', {"Ref": "MemberAccountIds"}]}
+    for s in json.loads(text)["Statement"]:
+        assert s["Principal"] == {"AWS": ["${Members}"]}, f"members only: {s}"
+        assert actions(s) == {"logs:PutSubscriptionFilter"}, s
+        assert s["Resource"].endswith(":destination:${AWS::StackName}-cwl-indexer"), s
+    esm = r["CentralStreamMapping"]["Properties"]
+    assert esm["EventSourceArn"] == STREAM_ARN
+    assert esm["FunctionName"] == {"Ref": "Indexer"}
+    assert esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "partial batch failures"
+    assert esm["BisectBatchOnFunctionError"] == {"Ref": "KinesisBisectOnError"}
+    assert esm["ParallelizationFactor"] == {"Ref": "KinesisParallelizationFactor"}
+    assert esm["BatchSize"] == {"Ref": "KinesisBatchSize"}
+    assert esm["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    assert esm["MaximumRetryAttempts"] >= 0, "a poison record does not block its shard forever"
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -346,6 +395,7 @@ def check_all(t):
     check_trail(t)
     check_subscription_permission(t)
     check_log_retention(t)
+    check_central_account(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -465,6 +515,14 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("permission without account", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].pop("SourceAccount")),
         ("permission without source ARN", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].__setitem__("SourceArn", "*")),
         ("log group without retention", lambda t: t["Resources"]["FunctionLogGroup"]["Properties"].pop("RetentionInDays")),
+        ("kinesis:* for the function", lambda t: _stream_read(t).__setitem__("Action", "kinesis:*")),
+        ("the function reads every stream", lambda t: _stream_read(t).__setitem__("Resource", "*")),
+        ("the function may put records", lambda t: _stream_read(t)["Action"].append("kinesis:PutRecord")),
+        ("logs role puts anywhere", lambda t: t["Resources"]["CentralLogsRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Resource", "*")),
+        ("logs role for any source", lambda t: t["Resources"]["CentralLogsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition")),
+        ("destination open to all", lambda t: t["Resources"]["CentralDestination"]["Properties"]["DestinationPolicy"]["Fn::Sub"].__setitem__(0, t["Resources"]["CentralDestination"]["Properties"]["DestinationPolicy"]["Fn::Sub"][0].replace('["${Members}"]', '"*"'))),
+        ("no batch item failures", lambda t: t["Resources"]["CentralStreamMapping"]["Properties"].pop("FunctionResponseTypes")),
+        ("unencrypted stream", lambda t: t["Resources"]["CentralStream"]["Properties"]["StreamEncryption"].__setitem__("EncryptionType", "NONE")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
     ],
 )
@@ -489,6 +547,14 @@ def test_every_checkov_skip_says_why():
 
 def _domain(t):
     return t["Resources"]["Domain"]["Properties"]
+
+
+def _stream_read(t):
+    for policy in t["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        for p in branches(policy):
+            if p["PolicyName"] == "read-central-stream":
+                return p["PolicyDocument"]["Statement"][0]
+    raise AssertionError("no read-central-stream policy")
 
 
 def _domain_statements(t):
