@@ -263,3 +263,36 @@ fn progress_bar(progress: Progress, files: usize) -> ProgressBar {
     }
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_file_survives_a_line_cut_by_a_kill() {
+        let dir = std::env::temp_dir().join(format!("cwl-backfill-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state");
+        std::fs::write(&path, "s3://b/one\ns3://b/tw").unwrap();
+        let mut state = State::open(&path, true).unwrap();
+        assert!(state.done.contains("s3://b/one"));
+        // The cut line matches no key we would write whole: that file is read again.
+        assert!(!state.done.contains("s3://b/two"));
+        state.finished("s3://b/two").unwrap();
+        let again = State::open(&path, false).unwrap();
+        assert!(again.done.contains("s3://b/one") && again.done.contains("s3://b/two"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "s3://b/one\ns3://b/tw\ns3://b/two\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dates_must_be_days() {
+        assert!(validate_date("since", Some(&"2024-02-29".to_owned())).is_ok());
+        assert!(validate_date("since", Some(&"2024-02-30".to_owned())).is_err());
+        assert!(validate_date("until", Some(&"2024/02/01".to_owned())).is_err());
+        assert!(validate_date("until", None).is_ok());
+    }
+}
