@@ -34,6 +34,8 @@ STREAM_READ_ACTIONS = {
     "kinesis:SubscribeToShard",
 }
 STREAM_ARN = {"Fn::GetAtt": ["CentralStream", "Arn"]}
+TRAIL_FILES_QUEUE_ARN = {"Fn::GetAtt": ["TrailFilesQueue", "Arn"]}
+TRAIL_FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/AWSLogs/*"}
 TLS12_POLICIES = {"Policy-Min-TLS-1-2-2019-07", "Policy-Min-TLS-1-2-PFS-2023-10"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -272,6 +274,12 @@ def check_function_role(t):
                 elif "sqs:SendMessage" in acts:
                     assert acts == {"sqs:SendMessage"}
                     assert resources_ == [{"Fn::GetAtt": ["FailureQueue", "Arn"]}]
+                elif any(a.startswith("s3:") for a in acts):
+                    assert acts == {"s3:GetObject"}, f"the function only reads trail files: {acts}"
+                    assert resources_ == [TRAIL_FILES_OBJECTS], f"CloudTrail's prefix of that bucket only: {resources_}"
+                elif any(a.startswith("sqs:") for a in acts):
+                    assert acts <= {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, acts
+                    assert resources_ == [TRAIL_FILES_QUEUE_ARN], f"the trail files queue only: {resources_}"
                 elif any(a.startswith("kinesis:") for a in acts):
                     assert acts <= STREAM_READ_ACTIONS, f"the function only reads the stream: {acts}"
                     assert resources_ == [STREAM_ARN], f"the central stream only: {resources_}"
@@ -386,6 +394,27 @@ def check_central_account(t):
     assert esm["MaximumRetryAttempts"] >= 0, "a poison record does not block its shard forever"
 
 
+def check_trail_files(t):
+    """The trail-files queue: encrypted, dead-lettered, only the named bucket may send, batch item failures."""
+    r = t["Resources"]
+    for name in ("TrailFilesQueue", "TrailFilesDeadLetterQueue", "TrailFilesQueuePolicy", "TrailFilesMapping"):
+        assert r[name].get("Condition") == "TrailFileNotifications", name
+    for name in ("TrailFilesQueue", "TrailFilesDeadLetterQueue"):
+        assert r[name]["Properties"].get("SqsManagedSseEnabled") is True, f"{name} is encrypted"
+    queue = r["TrailFilesQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["TrailFilesDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * function(t)[1]["Properties"]["Timeout"], "6 x the function's timeout"
+    for s in statements(r["TrailFilesQueuePolicy"]["Properties"]["PolicyDocument"]):
+        assert s["Principal"] == {"Service": "s3.amazonaws.com"}, s
+        assert actions(s) == {"sqs:SendMessage"}, s
+        assert s["Resource"] == TRAIL_FILES_QUEUE_ARN, s
+        source = s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")
+        assert source == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}"}, f"that bucket only: {s}"
+    esm = r["TrailFilesMapping"]["Properties"]
+    assert esm["EventSourceArn"] == TRAIL_FILES_QUEUE_ARN and esm["FunctionName"] == {"Ref": "Indexer"}
+    assert esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "partial batch failures"
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -396,6 +425,7 @@ def check_all(t):
     check_subscription_permission(t)
     check_log_retention(t)
     check_central_account(t)
+    check_trail_files(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -523,6 +553,12 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("destination open to all", lambda t: t["Resources"]["CentralDestination"]["Properties"]["DestinationPolicy"]["Fn::Sub"].__setitem__(0, t["Resources"]["CentralDestination"]["Properties"]["DestinationPolicy"]["Fn::Sub"][0].replace('["${Members}"]', '"*"'))),
         ("no batch item failures", lambda t: t["Resources"]["CentralStreamMapping"]["Properties"].pop("FunctionResponseTypes")),
         ("unencrypted stream", lambda t: t["Resources"]["CentralStream"]["Properties"]["StreamEncryption"].__setitem__("EncryptionType", "NONE")),
+        ("the function reads the whole bucket", lambda t: _policy(t, "read-trail-files")[0].__setitem__("Resource", {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/*"})),
+        ("the function may write trail files", lambda t: _policy(t, "read-trail-files")[0].__setitem__("Action", ["s3:GetObject", "s3:PutObject"])),
+        ("the function reads every queue", lambda t: _policy(t, "read-trail-files")[1].__setitem__("Resource", "*")),
+        ("any bucket may notify", lambda t: t["Resources"]["TrailFilesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0].pop("Condition")),
+        ("unencrypted trail files queue", lambda t: t["Resources"]["TrailFilesQueue"]["Properties"].pop("SqsManagedSseEnabled")),
+        ("trail files without batch item failures", lambda t: t["Resources"]["TrailFilesMapping"]["Properties"].pop("FunctionResponseTypes")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
     ],
 )
@@ -547,6 +583,14 @@ def test_every_checkov_skip_says_why():
 
 def _domain(t):
     return t["Resources"]["Domain"]["Properties"]
+
+
+def _policy(t, name):
+    for policy in t["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        for p in branches(policy):
+            if p["PolicyName"] == name:
+                return p["PolicyDocument"]["Statement"]
+    raise AssertionError(f"no {name} policy")
 
 
 def _stream_read(t):
