@@ -227,14 +227,14 @@ pub fn parse<'a>(json: &'a [u8], source: Source<'a>) -> Result<Envelope<'a>, Tra
             let (id, timestamp) = match &ids {
                 Some(ids) => {
                     if owner.is_none() {
-                        owner.clone_from(&ids.recipient_account_id);
+                        owner = ids.recipient_account_id.clone().filter(|a| !a.is_empty());
                     }
-                    let id = match (&ids.recipient_account_id, &ids.event_id) {
-                        (Some(a), Some(e)) => Cow::Owned(format!("{a}:{e}")),
-                        (None, Some(e)) => e.clone(),
-                        // No eventID: a position in the file, stable across re-reads.
-                        _ => Cow::Owned(format!("{}#{i}", source.key)),
-                    };
+                    // No usable eventID: a position in the file, stable across re-reads.
+                    let id = crate::document::cloudtrail_doc_id(
+                        ids.recipient_account_id.as_deref(),
+                        ids.event_id.as_deref(),
+                    )
+                    .unwrap_or_else(|| format!("{}#{i}", source.key));
                     let ts = ids
                         .event_time
                         .as_deref()
@@ -242,10 +242,10 @@ pub fn parse<'a>(json: &'a [u8], source: Source<'a>) -> Result<Envelope<'a>, Tra
                         .map_or(0, |t| t.timestamp_millis());
                     (id, ts)
                 }
-                None => (Cow::Owned(format!("{}#{i}", source.key)), 0),
+                None => (format!("{}#{i}", source.key), 0),
             };
             LogEvent {
-                id,
+                id: Cow::Owned(id),
                 timestamp,
                 message: Cow::Borrowed(raw.get()),
             }
