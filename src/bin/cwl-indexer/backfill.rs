@@ -169,6 +169,7 @@ pub async fn run(args: BackfillArgs, config: &Config, indexer: Indexer, opensear
 
     let bar = progress_bar(args.progress, todo.len());
     let total_bytes: u64 = todo.iter().map(|t| t.size).sum();
+    bar.set_message(format!("0 events, 0 B of {}", HumanBytes(total_bytes)));
     let started = Instant::now();
     let (mut total, mut bytes, mut files, mut failures) = (Summary::default(), 0u64, 0usize, 0usize);
     let concurrency = usize::from(args.concurrency);
@@ -208,13 +209,14 @@ pub async fn run(args: BackfillArgs, config: &Config, indexer: Indexer, opensear
                 bar.suspend(|| tracing::error!(url, error = %e, "file failed: not recorded, a rerun retries it"));
             }
         }
-        bar.inc(1);
+        // Message first: one redraw per file, with counts that agree with the position.
         bar.set_message(format!(
             "{} events, {} of {}",
             total.events_in,
             HumanBytes(bytes),
             HumanBytes(total_bytes)
         ));
+        bar.inc(1);
     }
     bar.finish_and_clear();
     let d = &total.delivery;
