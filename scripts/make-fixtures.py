@@ -287,6 +287,7 @@ def main():
     assert fx.rows[-1][3] == BATCH_LIMIT
 
     write_broken(os.path.join(OUT, "broken"))
+    write_inputs(os.path.join(OUT, "inputs"))
     write_labelled(samples)
     write_readme(fx.rows, collections.Counter(src))
 
@@ -305,6 +306,102 @@ def write_broken(path):
     for name, body in cases.items():
         with open(os.path.join(path, name), "w") as f:
             json.dump(body, f)
+            f.write("\n")
+
+
+TRAIL_BUCKET = "cwl-indexer-fixture-trail"
+TRAIL_KEY = ("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/"
+             "111122223333_CloudTrail_us-east-1_20240115T0000Z_fixture.json.gz")
+DIGEST_KEY = ("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/01/15/"
+              "111122223333_CloudTrail-Digest_us-east-1_fixture_us-east-1_20240115T000000Z.json.gz")
+
+
+def s3_notification(keys, name="ObjectCreated:Put"):
+    """An S3 event notification (format 2.1) for keys of the fixture trail bucket."""
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2024-01-15T00:05:00.000Z", "eventName": name,
+        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:regionalDeliverySession"},
+        "requestParameters": {"sourceIPAddress": "192.0.2.10"},
+        "responseElements": {"x-amz-request-id": "EXAMPLE123456789", "x-amz-id-2": "EXAMPLE/id2"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "cwl-indexer",
+               "bucket": {"name": TRAIL_BUCKET, "ownerIdentity": {"principalId": "EXAMPLE"},
+                          "arn": f"arn:aws:s3:::{TRAIL_BUCKET}"},
+               "object": {"key": key, "size": 1024, "eTag": "0123456789abcdef0123456789abcdef",
+                          "sequencer": f"0065A4780{n:07d}"}},
+    } for n, key in enumerate(keys)]}
+
+
+def sqs_record(n, body):
+    return {"messageId": f"00000000-0000-4000-8000-{n:012d}", "receiptHandle": f"fixture-receipt-{n}",
+            "body": body, "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1705277100000",
+                                         "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1705277100001"},
+            "messageAttributes": {}, "md5OfBody": "fixture", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:cwl-indexer-trail", "awsRegion": "us-east-1"}
+
+
+def sns_envelope(message):
+    return {"Type": "Notification", "MessageId": "00000000-0000-4000-9000-000000000001",
+            "TopicArn": "arn:aws:sns:us-east-1:111122223333:cwl-indexer-trail", "Subject": "Amazon S3 Notification",
+            "Message": message, "Timestamp": "2024-01-15T00:05:01.000Z", "SignatureVersion": "1",
+            "Signature": "EXAMPLE", "SigningCertURL": "https://sns.us-east-1.amazonaws.com/EXAMPLE.pem",
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&EXAMPLE"}
+
+
+def write_inputs(path):
+    """The other ways in, built from the fixtures above: a Kinesis batch (the four
+    multi-region envelopes, from two accounts, and a control message), the CloudTrail S3 file
+    of multi-region-111122223333-us-east-1.json's records, and S3 notifications for it: direct,
+    in SQS, SNS in SQS, and direct SNS."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.makedirs(path)
+
+    def data_of(name):
+        with open(os.path.join(OUT, name)) as f:
+            return json.load(f)["awslogs"]["data"]
+
+    names = ["multi-region-111122223333-us-east-1.json", "multi-region-111122223333-us-west-2.json",
+             "multi-region-123456789012-us-east-1.json", "multi-region-123456789012-us-west-2.json",
+             "control-message.json"]
+    records = [{
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": f"fixture-{n}",
+                    "sequenceNumber": f"4959000000000000000000000000000000000000000000000000000{n}",
+                    "data": data_of(name), "approximateArrivalTimestamp": 1705277100.5 + n},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:4959000000000000000000000000000000000000000000000000000{n}",
+        "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::111122223333:role/cwl-indexer",
+        "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:111122223333:stream/cwl-indexer",
+    } for n, name in enumerate(names)]
+    with open(os.path.join(path, "kinesis.json"), "w") as f:
+        json.dump({"Records": records}, f, indent=1)
+        f.write("\n")
+
+    envelope = json.loads(gzip.decompress(base64.b64decode(data_of(names[0]))))
+    trail = ('{"Records":[' + ",".join(e["message"] for e in envelope["logEvents"]) + "]}").encode()
+    key_path = os.path.join(path, "trail", *TRAIL_KEY.split("/"))
+    os.makedirs(os.path.dirname(key_path))
+    with open(key_path, "wb") as f:
+        f.write(gzip.compress(trail, mtime=0))
+
+    notification = s3_notification([TRAIL_KEY, DIGEST_KEY, "AWSLogs/111122223333/elasticloadbalancing/notes.txt"])
+    events = {
+        "s3-notification.json": notification,
+        "sqs-s3-notification.json": {"Records": [
+            sqs_record(0, minify({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2024-01-15T00:00:00.000Z",
+                                  "Bucket": TRAIL_BUCKET, "RequestId": "EXAMPLE", "HostId": "EXAMPLE"})),
+            sqs_record(1, minify(s3_notification([TRAIL_KEY]))),
+        ]},
+        "sqs-sns-s3-notification.json": {"Records": [sqs_record(2, minify(sns_envelope(minify(s3_notification([TRAIL_KEY])))))]},
+        "sns-s3-notification.json": {"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": "arn:aws:sns:us-east-1:111122223333:cwl-indexer-trail:fixture",
+            "Sns": sns_envelope(minify(s3_notification([TRAIL_KEY]))),
+        }]},
+    }
+    for name, body in events.items():
+        with open(os.path.join(path, name), "w") as f:
+            json.dump(body, f, indent=1)
             f.write("\n")
 
 
@@ -388,6 +485,22 @@ def write_readme(rows, corpus_sources):
         "`not-an-envelope.json`, `gzip-bomb.json` (64 MiB of spaces in a 64 KiB gzip, refused by the",
         "decompressed-size cap) and `not-a-lambda-event.json`. Each must make `cwl-indexer replay` exit non-zero",
         "with one line on stderr.",
+        "",
+        "## Other ways in (`inputs/`)",
+        "",
+        "Built from the fixtures above, so their records' sources and licences are those listed there:",
+        "",
+        "- `kinesis.json`: a Kinesis event (CloudWatch Logs → Kinesis → Lambda) whose five records carry, as",
+        "  `data`, the gzip envelopes of the four `multi-region-*.json` fixtures (accounts 111122223333 and",
+        "  123456789012) and of `control-message.json`; sequence numbers end in 0..4.",
+        f"- `trail/{TRAIL_KEY}`: the CloudTrail S3 file",
+        "  (`{\"Records\":[...]}`, gzip) of the 40 records of `multi-region-111122223333-us-east-1.json`, verbatim:",
+        "  the same events by S3 and by CloudWatch Logs.",
+        f"- `s3-notification.json`: an S3 event notification from bucket `{TRAIL_BUCKET}` for that file, a",
+        "  digest file and a non-CloudTrail object (both skipped); `sqs-s3-notification.json`: the `s3:TestEvent`",
+        "  and the notification in SQS; `sqs-sns-s3-notification.json`: the notification published to SNS and",
+        "  delivered through SQS; `sns-s3-notification.json`: through SNS straight to the function.",
+        "  Envelope fields (ids, receipt handles, signatures) are invented (written for this project, Apache-2.0).",
         "",
     ]
     with open(os.path.join(OUT, "README.md"), "w") as f:

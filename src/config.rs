@@ -19,6 +19,9 @@ pub mod defaults {
     /// JSON escaping in the envelope can more than double that, so 16x leaves a wide margin
     /// while refusing a gzip bomb long before it can exhaust a 128 MB function.
     pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+    /// `MAX_TRAIL_FILE_BYTES`: a CloudTrail S3 file's largest decompressed size. CloudTrail
+    /// cuts its files every few minutes; even busy accounts stay well under this.
+    pub const MAX_TRAIL_FILE_BYTES: usize = 256 * 1024 * 1024;
     /// Raw messages are kept only where they are the document's only content.
     pub const RAW_MESSAGE: super::RawMessage = super::RawMessage::Auto;
     /// First retry's backoff ceiling.
@@ -173,6 +176,10 @@ pub struct Config {
     pub bulk_max_bytes: usize,
     /// `MAX_PAYLOAD_BYTES`: the largest decompressed CloudWatch Logs envelope accepted.
     pub max_payload_bytes: usize,
+    /// `MAX_TRAIL_FILE_BYTES`: the largest decompressed CloudTrail S3 file accepted.
+    pub max_trail_file_bytes: usize,
+    /// `S3_ENDPOINT_URL`: a non-default S3 endpoint (tests, S3-compatible stores); path-style.
+    pub s3_endpoint: Option<Url>,
     /// Delivery settings; `None` without `OPENSEARCH_ENDPOINT`.
     pub sink: Option<SinkConfig>,
     /// Enrichment, detections and alerts.
@@ -225,6 +232,8 @@ impl Default for Config {
             raw_message: defaults::RAW_MESSAGE,
             bulk_max_bytes: defaults::BULK_MAX_BYTES,
             max_payload_bytes: defaults::MAX_PAYLOAD_BYTES,
+            max_trail_file_bytes: defaults::MAX_TRAIL_FILE_BYTES,
+            s3_endpoint: None,
             sink: None,
             signals: SignalsConfig::default(),
         }
@@ -278,6 +287,9 @@ impl Config {
         if let Some(v) = get("MAX_PAYLOAD_BYTES") {
             config.max_payload_bytes = parse_bytes("MAX_PAYLOAD_BYTES", &v, 1024 * 1024)?;
         }
+        if let Some(v) = get("MAX_TRAIL_FILE_BYTES") {
+            config.max_trail_file_bytes = parse_bytes("MAX_TRAIL_FILE_BYTES", &v, 1024 * 1024)?;
+        }
         if let Some(v) = get("OPENSEARCH_ENDPOINT") {
             config.sink = Some(sink_config(&v, &get)?);
         }
@@ -319,6 +331,7 @@ impl Config {
                 .transpose()
         };
         signals.sns_endpoint = url("SNS_ENDPOINT_URL")?;
+        config.s3_endpoint = url("S3_ENDPOINT_URL")?;
         signals.dashboards_url = url("DASHBOARDS_URL")?;
         Ok(config)
     }

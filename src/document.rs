@@ -319,10 +319,24 @@ fn event_id<'e>(event: &'e LogEvent<'_>) -> std::borrow::Cow<'e, str> {
 /// The `(recipientAccountId, eventID)` a CloudTrail record's `_id` is made of: the same
 /// event gets the same `_id` whichever trail, batch or back-fill delivers it.
 fn cloudtrail_id<'r>(record: &'r Record<'_>) -> Option<(Option<&'r str>, &'r str)> {
-    let id = record.event_id.as_deref().filter(|id| !id.is_empty())?;
-    let account = record.recipient_account_id.as_deref().filter(|a| !a.is_empty());
+    id_parts(record.recipient_account_id.as_deref(), record.event_id.as_deref())
+}
+
+fn id_parts<'r>(account: Option<&'r str>, event_id: Option<&'r str>) -> Option<(Option<&'r str>, &'r str)> {
+    let id = event_id.filter(|id| !id.is_empty())?;
+    let account = account.filter(|a| !a.is_empty());
     let len = account.map_or(0, |a| a.len() + 1) + id.len();
     (len <= MAX_ID_BYTES).then_some((account, id))
+}
+
+/// The `_id` [`write_document`] gives a CloudTrail record with this `recipientAccountId` and
+/// `eventID`, or `None` when they make no usable id (then the log event's id is used). The S3
+/// path sets its log event ids with it, so both paths give a record the same `_id` and `@id`.
+pub fn cloudtrail_doc_id(account: Option<&str>, event_id: Option<&str>) -> Option<String> {
+    id_parts(account, event_id).map(|(account, id)| match account {
+        Some(account) => format!("{account}:{id}"),
+        None => id.to_owned(),
+    })
 }
 
 /// Parses `eventTime` as UTC. Accepts RFC 3339 (`2024-01-02T03:04:05Z`, with fractions or

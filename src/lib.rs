@@ -16,8 +16,11 @@
 //!   by [`retry`], 413 splits, dead letters, and the [`setup`] ([`template`]s, retention)
 //!   run once.
 //! - [`response`]: what a `_bulk` answer means, item by item: pure functions.
+//! - [`trailfile`] and [`s3`]: the other way in, CloudTrail's own S3 files, streamed
+//!   through a size cap and presented as an envelope (bucket and key as log group and stream).
 //! - [`handler`]: runs the stages for one Lambda event and hands chunks to a sink; the only
-//!   module that knows Lambda's types.
+//!   module that knows Lambda's types (CloudWatch Logs, Kinesis, S3 notifications direct,
+//!   through SNS or SQS), and answers batch item failures for Kinesis and SQS.
 //!
 //! Plus [`config`], parsed once at cold start, [`schema`], the field table shared by the
 //! encoder and the template, [`metrics`], one EMF line per invocation, and [`redrive`],
@@ -40,10 +43,12 @@ pub mod redrive;
 pub mod response;
 pub mod retry;
 pub mod rules;
+pub mod s3;
 pub mod schema;
 pub mod setup;
 pub mod sink;
 pub mod template;
+pub mod trailfile;
 
 pub use config::Config;
 pub use handler::{CloudWatchLogsEvent, Indexer, Sink, Summary};

@@ -7,9 +7,11 @@ use cwl_indexer::alerts::Alerts;
 use cwl_indexer::auth::{self, Auth};
 use cwl_indexer::config::ConfigError;
 use cwl_indexer::enrich::Enrichment;
-use cwl_indexer::handler::{CloudWatchLogsEvent, Indexer};
+use cwl_indexer::handler::Indexer;
+use cwl_indexer::s3::TrailStore;
 use cwl_indexer::sink::OpenSearch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -25,16 +27,24 @@ async fn main() -> Result<(), Error> {
     let auth = Auth::new(&sink.auth, credentials.clone())?;
     let opensearch = OpenSearch::new(sink, auth, &config)?;
     let enrichment = Enrichment::load(&config.signals)?;
-    let alerts = alerts(&config, credentials)?;
+    let alerts = alerts(&config, credentials.clone())?;
+    // S3 notifications: the client is built without a network call, and only used when one arrives.
+    let trails = match (std::env::var("AWS_REGION"), credentials) {
+        (Ok(region), Some(credentials)) => Some(TrailStore::new(region, credentials, config.s3_endpoint.as_ref())),
+        _ => None,
+    };
     tracing::info!(?config, ?enrichment, "cold start");
     let mut indexer = Indexer::new(config).with_enrichment(enrichment);
     if let Some(alerts) = alerts {
         indexer = indexer.with_alerts(alerts);
     }
+    if let Some(trails) = trails {
+        indexer = indexer.with_trail_store(trails);
+    }
     let (indexer, opensearch) = (&indexer, &opensearch);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<CloudWatchLogsEvent>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         let mut sink = opensearch;
-        indexer.handle(event, &mut sink).await
+        indexer.handle_event(event, &mut sink).await
     }))
     .await
 }

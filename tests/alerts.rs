@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use common::moto::{boto, start_moto};
 use common::node::{self, Pipeline};
-use common::sigv4_proxy::python;
 use cwl_indexer::alerts::{self, Alerts};
 use cwl_indexer::bulk::{BulkChunk, BulkEncoder};
 use cwl_indexer::config::{Config, SignalsConfig};
@@ -19,55 +16,6 @@ use cwl_indexer::envelope;
 use cwl_indexer::handler::CloudWatchLogsEvent;
 use cwl_indexer::rules::Severity;
 use serde_json::Value;
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(python())
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Owned by the guard from here on: it is killed and waited for however the test ends.
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return moto;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto did not start");
-}
-
-/// Runs a boto3 snippet against moto; `print` what the test reads.
-fn boto(moto: &Moto, script: &str) -> String {
-    let full = format!(
-        "import boto3, json\nkw = dict(endpoint_url={:?}, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n{script}",
-        moto.url
-    );
-    let out = Command::new(python()).args(["-c", &full]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn fixture(name: &str) -> CloudWatchLogsEvent {
     serde_json::from_slice(&std::fs::read(common::fixtures().join(name)).unwrap()).unwrap()

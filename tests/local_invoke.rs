@@ -385,15 +385,29 @@ async fn fixtures_through_the_cargo_lambda_emulator_land_in_the_node() {
     assert_eq!(response["indexed"], new, "{response}");
     assert_eq!(response["events_in"], 45, "{response}");
 
+    // The same binary takes a Kinesis batch (CloudWatch Logs through a stream, two accounts and
+    // a control message) and answers batchItemFailures: none, when every record landed.
+    let kinesis = tokio::task::block_in_place(|| lambda.invoke_ok(&fixture("inputs/kinesis.json")));
+    assert_eq!(kinesis, json!({"batchItemFailures": []}), "{kinesis}");
+    let mut everything: BTreeSet<_> = expected.union(&root_expected).cloned().collect();
+    for account_region in [
+        "111122223333-us-east-1",
+        "111122223333-us-west-2",
+        "123456789012-us-east-1",
+        "123456789012-us-west-2",
+    ] {
+        let path = fixture(&format!("multi-region-{account_region}.json"));
+        everything.extend(expected_ids(&prefix, &path).await);
+    }
+
     node::refresh(&prefix).await;
     let all = node::search(
         &pattern,
         json!({"size": 1000, "_source": false, "query": {"match_all": {}}}),
     )
     .await;
-    let everything: BTreeSet<_> = expected.union(&root_expected).cloned().collect();
     assert_eq!(hits(&all), everything);
-    assert_eq!(lambda.summary_lines().len(), 5, "one summary line per invocation");
+    assert_eq!(lambda.summary_lines().len(), 6, "one summary line per invocation");
     let log = lambda.function.stdout.lock().unwrap().clone();
     assert!(
         !log.contains("already past"),

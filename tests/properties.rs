@@ -1,10 +1,13 @@
 //! Property tests: random bytes, random JSON and random envelopes never panic, and every
-//! data message still yields exactly one valid bulk item per log event.
+//! data message still yields exactly one valid bulk item per log event; the same for random
+//! Lambda events of every accepted shape and for random CloudTrail S3 files.
 
 mod common;
 
 use base64::Engine as _;
-use cwl_indexer::handler::{AwsLogs, CloudWatchLogsEvent};
+use cwl_indexer::bulk::{BulkChunk, BulkEncoder};
+use cwl_indexer::handler::{AwsLogs, CloudWatchLogsEvent, Indexer, WriterSink};
+use cwl_indexer::trailfile::{self, Source};
 use cwl_indexer::{Config, record};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -54,6 +57,30 @@ fn message() -> impl Strategy<Value = String> {
         String::from_utf8_lossy(&b).into_owned()
     });
     prop_oneof![cloudtrail(), json_value().prop_map(|v| v.to_string()), ".{0,200}", cut,]
+}
+
+/// A Lambda event of one of the accepted shapes around random content.
+fn lambda_event_shape() -> impl Strategy<Value = Value> {
+    (json_value(), json_value(), ".{0,60}").prop_flat_map(|(a, b, text)| {
+        prop_oneof![
+            Just(json!({"awslogs": {"data": text.clone()}})),
+            Just(json!({"Records": [{"kinesis": {"data": text.clone(), "sequenceNumber": "1"}}, {"kinesis": a.clone()}]})),
+            Just(json!({"Records": [{"messageId": "m", "body": text.clone()}, {"messageId": "n", "body": a.to_string()}]})),
+            Just(json!({"Records": [{"messageId": "m", "body": json!({"Type": "Notification", "Message": b.to_string()}).to_string()}]})),
+            Just(json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"key": text.clone()}}}]})),
+            Just(json!({"Records": [{"Sns": {"Message": a.to_string()}}]})),
+            Just(json!({"Records": [a.clone(), b.clone()]})),
+            Just(a.clone()),
+        ]
+    })
+}
+
+/// A CloudTrail-like record with string ids and random content.
+fn trail_record() -> impl Strategy<Value = Value> {
+    (json_value(), ".{0,20}", ".{0,20}", ".{0,30}").prop_map(|(extra, id, acct, time)| {
+        json!({"eventVersion": "1.08", "eventID": id, "recipientAccountId": acct, "eventTime": time,
+               "eventName": "GetObject", "requestParameters": extra})
+    })
 }
 
 proptest! {
@@ -120,5 +147,45 @@ proptest! {
     #[test]
     fn classify_never_panics(s in ".{0,500}") {
         let _ = record::classify(&s);
+    }
+
+    #[test]
+    fn random_events_of_every_shape_never_panic(event in lambda_event_shape()) {
+        let indexer = Indexer::new(small_config());
+        let mut sink = WriterSink(Vec::new());
+        let payload = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
+        let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _ = rt.block_on(indexer.handle_event(event, &mut sink));
+    }
+
+    #[test]
+    fn random_trail_files_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..500), key in ".{0,80}") {
+        let _ = trailfile::classify_key(&key);
+        let source = Source { bucket: "b", key: &key, account: None };
+        let _ = trailfile::parse(&bytes, source);
+        let _ = trailfile::gunzip(&key, &bytes, 1 << 16, &mut Vec::new());
+    }
+
+    #[test]
+    fn every_trail_record_becomes_one_item_whose_id_is_its_at_id(records in prop::collection::vec(trail_record(), 0..20)) {
+        let json = json!({"Records": records}).to_string();
+        let source = Source { bucket: "b", key: "k", account: None };
+        let envelope = trailfile::parse(json.as_bytes(), source).unwrap();
+        prop_assert_eq!(envelope.log_events.len(), records.len());
+        let config = small_config();
+        let mut encoder = BulkEncoder::new(&config, &envelope);
+        let mut chunk = BulkChunk::default();
+        let mut ndjson = Vec::new();
+        while encoder.next_chunk(&mut chunk) {
+            ndjson.extend_from_slice(chunk.body());
+        }
+        let pairs = common::pairs_lenient(&ndjson);
+        prop_assert_eq!(pairs.len(), records.len());
+        for (action, doc) in &pairs {
+            let Some(doc) = doc else { continue };
+            // The S3 path's @id is the _id the CloudWatch Logs path gives the same record.
+            prop_assert_eq!(&doc["@id"], &action["create"]["_id"]);
+        }
     }
 }

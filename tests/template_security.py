@@ -25,6 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
 INDEXER_ACTIONS = {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpGet", "es:ESHttpHead"}
+STREAM_READ_ACTIONS = {
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+    "kinesis:SubscribeToShard",
+}
+STREAM_ARN = {"Fn::GetAtt": ["CentralStream", "Arn"]}
+TRAIL_FILES_QUEUE_ARN = {"Fn::GetAtt": ["TrailFilesQueue", "Arn"]}
+TRAIL_FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/AWSLogs/*"}
 TLS12_POLICIES = {"Policy-Min-TLS-1-2-2019-07", "Policy-Min-TLS-1-2-PFS-2023-10"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -121,7 +132,7 @@ def all_policy_documents(t):
     def walk(node, where):
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("PolicyDocument", "AssumeRolePolicyDocument", "AccessPolicies"):
+                if key in ("PolicyDocument", "AssumeRolePolicyDocument", "AccessPolicies", "DestinationPolicy"):
                     docs.append((f"{where}.{key}", value))
                 walk(value, f"{where}.{key}")
         elif isinstance(node, list):
@@ -263,6 +274,15 @@ def check_function_role(t):
                 elif "sqs:SendMessage" in acts:
                     assert acts == {"sqs:SendMessage"}
                     assert resources_ == [{"Fn::GetAtt": ["FailureQueue", "Arn"]}]
+                elif any(a.startswith("s3:") for a in acts):
+                    assert acts == {"s3:GetObject"}, f"the function only reads trail files: {acts}"
+                    assert resources_ == [TRAIL_FILES_OBJECTS], f"CloudTrail's prefix of that bucket only: {resources_}"
+                elif any(a.startswith("sqs:") for a in acts):
+                    assert acts <= {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, acts
+                    assert resources_ == [TRAIL_FILES_QUEUE_ARN], f"the trail files queue only: {resources_}"
+                elif any(a.startswith("kinesis:") for a in acts):
+                    assert acts <= STREAM_READ_ACTIONS, f"the function only reads the stream: {acts}"
+                    assert resources_ == [STREAM_ARN], f"the central stream only: {resources_}"
                 else:
                     assert all(a.startswith("ec2:") for a in acts), f"unexpected permission {acts}"
     assert es_statements, "the function may write to the domain"
@@ -351,15 +371,12 @@ def check_alarms(t):
             {"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}
         ],
     }
-    found = {}
-    for name, alarm in alarms.items():
-        p = alarm["Properties"]
-        found[(p["Namespace"], p["MetricName"])] = (name, p)
-    assert set(want) <= set(found), f"missing alarms: {sorted(set(want) - set(found))}"
     topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], NO_VALUE]}
     for key, dimensions in want.items():
-        name, p = found[key]
-        assert p["Dimensions"] == dimensions, f"{name}: watches {p['Dimensions']}, not {dimensions}"
+        on_metric = [(n, a["Properties"]) for n, a in alarms.items() if (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == key]
+        matching = [(n, p) for n, p in on_metric if p["Dimensions"] == dimensions]
+        assert matching, f"no alarm on {key} of {dimensions}; found {[p['Dimensions'] for _, p in on_metric]}"
+        name, p = matching[0]
         assert (p["ComparisonOperator"], p["Threshold"]) == ("GreaterThanThreshold", 0), f"{name}: must fire on > 0"
         assert p["EvaluationPeriods"] == 1 and p["Period"] <= 300, f"{name}: must fire on the first bad 5 minutes"
         assert p.get("TreatMissingData") == "notBreaching", f"{name}: no traffic is not an alarm"
@@ -367,6 +384,69 @@ def check_alarms(t):
     # The metric the alarm reads is the one the function writes.
     metrics = (ROOT / "src" / "metrics.rs").read_text()
     assert 'NAMESPACE: &str = "cwl-indexer"' in metrics and '"DeadLettered"' in metrics
+
+
+def check_central_account(t):
+    """The central account's stream, destination, CloudWatch Logs role and event source mapping."""
+    r = t["Resources"]
+    for name in ("CentralStream", "CentralLogsRole", "CentralDestination", "CentralStreamMapping"):
+        assert r[name].get("Condition") == "CentralAccount", f"{name} only with CentralAccount"
+    enc = r["CentralStream"]["Properties"]["StreamEncryption"]
+    assert enc["EncryptionType"] == "KMS" and enc["KeyId"], "the stream is encrypted"
+    role = r["CentralLogsRole"]["Properties"]
+    assert not role.get("ManagedPolicyArns")
+    (assume,) = statements(role["AssumeRolePolicyDocument"])
+    assert assume["Principal"] == {"Service": "logs.amazonaws.com"}, assume
+    arns = assume.get("Condition", {}).get("StringLike", {}).get("aws:SourceArn")
+    assert arns and "Fn::Split" in arns and "MemberAccountIds" in json.dumps(arns), "only the member accounts' log groups"
+    for policy in role["Policies"]:
+        for s in statements(policy["PolicyDocument"]):
+            assert s["Effect"] == "Allow"
+            assert actions(s) == {"kinesis:PutRecord", "kinesis:PutRecords"}, s
+            assert as_list(s["Resource"]) == [STREAM_ARN], s
+    dest = r["CentralDestination"]["Properties"]
+    assert dest["TargetArn"] == STREAM_ARN and dest["RoleArn"] == {"Fn::GetAtt": ["CentralLogsRole", "Arn"]}
+    text, variables = dest["DestinationPolicy"]["Fn::Sub"]
+    assert variables["Members"] == {"Fn::Join": ['","', {"Ref": "MemberAccountIds"}]}
+    for s in json.loads(text)["Statement"]:
+        assert s["Principal"] == {"AWS": ["${Members}"]}, f"members only: {s}"
+        assert actions(s) == {"logs:PutSubscriptionFilter"}, s
+        assert s["Resource"].endswith(":destination:${AWS::StackName}-cwl-indexer"), s
+    esm = r["CentralStreamMapping"]["Properties"]
+    assert esm["EventSourceArn"] == STREAM_ARN
+    assert esm["FunctionName"] == {"Ref": "Indexer"}
+    assert esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "partial batch failures"
+    assert esm["BisectBatchOnFunctionError"] == {"Ref": "KinesisBisectOnError"}
+    assert esm["ParallelizationFactor"] == {"Ref": "KinesisParallelizationFactor"}
+    assert esm["BatchSize"] == {"Ref": "KinesisBatchSize"}
+    assert esm["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    assert esm["MaximumRetryAttempts"] >= 0, "a poison record does not block its shard forever"
+
+
+def check_trail_files(t):
+    """The trail-files queue: encrypted, dead-lettered, only the named bucket may send, batch item failures."""
+    r = t["Resources"]
+    for name in ("TrailFilesQueue", "TrailFilesDeadLetterQueue", "TrailFilesQueuePolicy", "TrailFilesMapping"):
+        assert r[name].get("Condition") == "TrailFileNotifications", name
+    for name in ("TrailFilesQueue", "TrailFilesDeadLetterQueue"):
+        assert r[name]["Properties"].get("SqsManagedSseEnabled") is True, f"{name} is encrypted"
+    queue = r["TrailFilesQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["TrailFilesDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * function(t)[1]["Properties"]["Timeout"], "6 x the function's timeout"
+    for s in statements(r["TrailFilesQueuePolicy"]["Properties"]["PolicyDocument"]):
+        assert s["Principal"] == {"Service": "s3.amazonaws.com"}, s
+        assert actions(s) == {"sqs:SendMessage"}, s
+        assert s["Resource"] == TRAIL_FILES_QUEUE_ARN, s
+        source = s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")
+        assert source == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}"}, f"that bucket only: {s}"
+    esm = r["TrailFilesMapping"]["Properties"]
+    assert esm["EventSourceArn"] == TRAIL_FILES_QUEUE_ARN and esm["FunctionName"] == {"Ref": "Indexer"}
+    assert esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "partial batch failures"
+    alarm = r["TrailFilesDeadLetterAlarm"]
+    assert alarm.get("Condition") == "TrailFileNotifications"
+    assert alarm["Properties"]["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["TrailFilesDeadLetterQueue", "QueueName"]}}
+    ], "dead-lettered notifications are files not indexed: alarmed"
 
 
 def check_all(t):
@@ -379,6 +459,8 @@ def check_all(t):
     check_subscription_permission(t)
     check_log_retention(t)
     check_alarms(t)
+    check_central_account(t)
+    check_trail_files(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -458,6 +540,8 @@ LEFT_UNSET = {
     "BASIC_AUTH_PASSWORD": "the stack authenticates with SigV4 and the function's role: no secret in the environment",
     "SNS_ENDPOINT_URL": "SNS's regional endpoint is right; in a VPC without NAT, an SNS interface endpoint with "
     "private DNS (its default) makes that same name resolve to it",
+    "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
+    "exists for tests against a local S3 server",
 }
 
 
@@ -503,6 +587,20 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("no dead-letter alarm", lambda t: t["Resources"].pop("DeadLetteredAlarm")),
         ("alarm on another function", lambda t: t["Resources"]["ErrorsAlarm"]["Properties"]["Dimensions"][0].__setitem__("Value", "other")),
         ("silent alarm", lambda t: t["Resources"]["ThrottlesAlarm"]["Properties"].pop("AlarmActions")),
+        ("kinesis:* for the function", lambda t: _stream_read(t).__setitem__("Action", "kinesis:*")),
+        ("the function reads every stream", lambda t: _stream_read(t).__setitem__("Resource", "*")),
+        ("the function may put records", lambda t: _stream_read(t)["Action"].append("kinesis:PutRecord")),
+        ("logs role puts anywhere", lambda t: t["Resources"]["CentralLogsRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Resource", "*")),
+        ("logs role for any source", lambda t: t["Resources"]["CentralLogsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition")),
+        ("destination open to all", lambda t: t["Resources"]["CentralDestination"]["Properties"]["DestinationPolicy"]["Fn::Sub"].__setitem__(0, t["Resources"]["CentralDestination"]["Properties"]["DestinationPolicy"]["Fn::Sub"][0].replace('["${Members}"]', '"*"'))),
+        ("no batch item failures", lambda t: t["Resources"]["CentralStreamMapping"]["Properties"].pop("FunctionResponseTypes")),
+        ("unencrypted stream", lambda t: t["Resources"]["CentralStream"]["Properties"]["StreamEncryption"].__setitem__("EncryptionType", "NONE")),
+        ("the function reads the whole bucket", lambda t: _policy(t, "read-trail-files")[0].__setitem__("Resource", {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/*"})),
+        ("the function may write trail files", lambda t: _policy(t, "read-trail-files")[0].__setitem__("Action", ["s3:GetObject", "s3:PutObject"])),
+        ("the function reads every queue", lambda t: _policy(t, "read-trail-files")[1].__setitem__("Resource", "*")),
+        ("any bucket may notify", lambda t: t["Resources"]["TrailFilesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0].pop("Condition")),
+        ("unencrypted trail files queue", lambda t: t["Resources"]["TrailFilesQueue"]["Properties"].pop("SqsManagedSseEnabled")),
+        ("trail files without batch item failures", lambda t: t["Resources"]["TrailFilesMapping"]["Properties"].pop("FunctionResponseTypes")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
     ],
 )
@@ -527,6 +625,22 @@ def test_every_checkov_skip_says_why():
 
 def _domain(t):
     return t["Resources"]["Domain"]["Properties"]
+
+
+def _policy(t, name):
+    for policy in t["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        for p in branches(policy):
+            if p["PolicyName"] == name:
+                return p["PolicyDocument"]["Statement"]
+    raise AssertionError(f"no {name} policy")
+
+
+def _stream_read(t):
+    for policy in t["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        for p in branches(policy):
+            if p["PolicyName"] == "read-central-stream":
+                return p["PolicyDocument"]["Statement"][0]
+    raise AssertionError("no read-central-stream policy")
 
 
 def _domain_statements(t):

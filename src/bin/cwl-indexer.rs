@@ -1,6 +1,9 @@
 //! `cwl-indexer`: the command line over the same library code the Lambda function runs.
 //! `replay` drives Lambda event files through the handler, `report` reads back what landed,
-//! `decode` shows an envelope.
+//! `decode` shows an envelope, `backfill` indexes CloudTrail's S3 files.
+
+#[path = "cwl-indexer/backfill.rs"]
+mod backfill;
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -129,6 +132,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+    /// Index CloudTrail's own log files from S3 (s3://BUCKET/AWSLogs/ACCOUNT/CloudTrail/REGION/...)
+    /// with the same documents and _ids as the function; resumable through --state.
+    Backfill(backfill::BackfillArgs),
     /// Print the decoded CloudWatch Logs envelope of a Lambda event file.
     Decode {
         /// A Lambda event file.
@@ -218,6 +224,15 @@ fn run(cli: Cli) -> Result<()> {
             report(&opensearch, &config.index_prefix, top).await
         }),
         Command::Decode { event } => decode(&config, &event),
+        Command::Backfill(args) => rt.block_on(async {
+            let opensearch = if args.dry_run {
+                None
+            } else {
+                Some(connect(&config).await?)
+            };
+            let indexer = indexer(config.clone()).await?;
+            backfill::run(args, &config, indexer, opensearch.as_ref()).await
+        }),
     }
 }
 
