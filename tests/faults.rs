@@ -9,31 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::fault_proxy::{Fault, FaultProxy};
 use common::node::{self, Pipeline};
-use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError, WriterSink};
-use cwl_indexer::{Config, Indexer, Summary};
+use cwl_indexer::Summary;
+use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> CloudWatchLogsEvent {
     serde_json::from_slice(&std::fs::read(common::fixtures().join(name)).unwrap()).unwrap()
-}
-
-/// The distinct (index, _id) pairs the transform produces for `event` under `prefix`.
-async fn expected_ids(prefix: &str, event: &CloudWatchLogsEvent) -> BTreeSet<(String, String)> {
-    let indexer = Indexer::new(Config {
-        index_prefix: prefix.to_owned(),
-        ..Config::default()
-    });
-    let mut sink = WriterSink(Vec::new());
-    indexer.process(event, &mut sink, None).await.1.unwrap();
-    common::pairs(&sink.0)
-        .into_iter()
-        .map(|(a, _)| {
-            (
-                a["create"]["_index"].as_str().unwrap().to_owned(),
-                a["create"]["_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// Every (index, _id) in the daily indices, and every original (index, id) in the dead letters.
@@ -113,7 +94,7 @@ fn ok(result: (Summary, Result<(), HandlerError>)) -> Summary {
 async fn items_rejected_with_429_are_retried_and_land_once() {
     let s = setup("item429", true);
     let event = fixture("access-denied.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     s.proxy.plan(vec![
         Fault::RejectItems {
             positions: vec![0, 2, 5],
@@ -145,7 +126,7 @@ async fn items_rejected_with_429_are_retried_and_land_once() {
 async fn whole_request_throttling_and_unavailability_are_retried() {
     let s = setup("req503", true);
     let event = fixture("root-activity.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     let es_429 = r#"{"error":{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"},"status":429}"#;
     s.proxy.plan(vec![
         Fault::Respond {
@@ -179,7 +160,7 @@ async fn whole_request_throttling_and_unavailability_are_retried() {
 async fn a_lost_response_is_retried_without_duplicates() {
     let s = setup("lost", true);
     let event = fixture("assume-role.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     s.proxy.plan(vec![Fault::DropResponse]);
     let summary = ok(s.pipeline.invoke(&event, None).await);
     measured("response lost after indexing", &summary);
@@ -193,7 +174,7 @@ async fn a_lost_response_is_retried_without_duplicates() {
 async fn a_413_splits_the_body_until_it_fits() {
     let s = setup("split", false);
     let event = fixture("vpc-endpoint.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     // The 100-item body is about 200 KB: the proxy refuses anything over 60 KB.
     s.proxy.always(Some(Fault::TooLargeOver(60_000)));
     let summary = ok(s.pipeline.invoke(&event, None).await);
@@ -242,7 +223,7 @@ fn fixture_message(name: &str, n: usize) -> String {
 async fn a_mapping_rejection_goes_to_the_dead_letter_index_once() {
     let s = setup("mapping", true);
     let event = fixture("console-login-failure.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     let reject = || Fault::RejectItems {
         positions: vec![3],
         status: 400,
@@ -265,7 +246,7 @@ async fn a_mapping_rejection_goes_to_the_dead_letter_index_once() {
 async fn a_failing_dead_letter_write_fails_the_invocation_and_the_retry_lands_it() {
     let s = setup("dlqfail", true);
     let event = fixture("console-login-success.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     s.proxy.plan(vec![
         Fault::RejectItems {
             positions: vec![0],
@@ -293,7 +274,7 @@ async fn a_failing_dead_letter_write_fails_the_invocation_and_the_retry_lands_it
 async fn a_read_only_index_sends_its_documents_to_the_dead_letter_index() {
     let s = setup("readonly", true);
     let event = fixture("console-login-failure.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     // A real block on a real index: every daily index of this fixture exists, write-blocked.
     let indices: BTreeSet<&str> = expected.iter().map(|(i, _)| i.as_str()).collect();
     for index in &indices {
@@ -379,7 +360,7 @@ fn measured(fault: &str, summary: &Summary) {
 async fn a_500_fails_the_invocation_and_the_redelivery_lands_it() {
     let s = setup("err500", true);
     let event = fixture("root-activity.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     s.proxy.plan(vec![Fault::Respond {
         status: 500,
         content_type: "application/json",
@@ -398,7 +379,7 @@ async fn a_500_fails_the_invocation_and_the_redelivery_lands_it() {
 async fn a_response_stalling_past_the_deadline_returns_in_time_and_redelivery_duplicates_nothing() {
     let s = setup("stall", true);
     let event = fixture("console-login-success.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     // The node indexes the documents, but its answer comes after the deadline.
     s.proxy.plan(vec![Fault::Delay(Duration::from_secs(10))]);
     let started = Instant::now();
@@ -425,7 +406,7 @@ async fn a_response_stalling_past_the_deadline_returns_in_time_and_redelivery_du
 async fn a_missing_primary_fails_the_invocation_until_the_shard_is_back() {
     let s = setup("red", true);
     let event = fixture("insights.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     let indices: BTreeSet<&str> = expected.iter().map(|(i, _)| i.as_str()).collect();
     // Real red indices: primaries that cannot be allocated anywhere.
     for index in &indices {
@@ -551,7 +532,7 @@ async fn redrive_resubmits_dead_letters_once_the_cause_is_fixed() {
     let s = setup("redrive", true);
     // Every event of this fixture has its own _id, so each dead letter stands alone.
     let event = fixture("insights.json");
-    let expected = expected_ids(&s.prefix, &event).await;
+    let expected = common::expected_ids(&s.prefix, &event).await;
     assert_eq!(expected.len(), 6);
     s.proxy.plan(vec![Fault::RejectItems {
         positions: vec![1, 4],

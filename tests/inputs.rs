@@ -15,12 +15,12 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use common::fault_proxy::{Fault, FaultProxy};
 use common::moto::{Moto, boto, start_moto};
 use common::node;
+use cwl_indexer::Summary;
 use cwl_indexer::auth::Auth;
 use cwl_indexer::config::AuthConfig;
-use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError, Indexer, ItemFailure, Response, WriterSink};
+use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError, Indexer, ItemFailure, Response};
 use cwl_indexer::s3::TrailStore;
 use cwl_indexer::sink::OpenSearch;
-use cwl_indexer::{Config, Summary};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -54,26 +54,6 @@ async fn invoke(indexer: &Indexer, opensearch: &OpenSearch, json: &str) -> Resul
     let mut sink = opensearch;
     let event = LambdaEvent::new(RawValue::from_string(json.to_owned()).unwrap(), Context::default());
     indexer.handle_event(event, &mut sink).await
-}
-
-/// The (index, `_id`) pairs the transform gives `event`'s log events under `prefix` (the
-/// fixtures hold some records twice: those are one document).
-async fn ids_of(prefix: &str, event: &CloudWatchLogsEvent) -> BTreeSet<(String, String)> {
-    let indexer = Indexer::new(Config {
-        index_prefix: prefix.to_owned(),
-        ..Config::default()
-    });
-    let mut sink = WriterSink(Vec::new());
-    indexer.process(event, &mut sink, None).await.1.unwrap();
-    common::pairs(&sink.0)
-        .into_iter()
-        .map(|(a, _)| {
-            (
-                a["create"]["_index"].as_str().unwrap().to_owned(),
-                a["create"]["_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// Every (index, `_id`) under `prefix` (daily indices only), sorted, repeats kept.
@@ -144,7 +124,7 @@ async fn kinesis_batch_of_two_accounts_reports_only_the_record_that_could_not_be
     ];
     let mut expected = BTreeSet::new();
     for name in [names[0], names[2], names[3]] {
-        expected.extend(ids_of(&prefix, &cwl_fixture(name)).await);
+        expected.extend(common::expected_ids(&prefix, &cwl_fixture(name)).await);
     }
     assert_eq!(landed(&prefix).await, expected.iter().cloned().collect::<Vec<_>>());
 
@@ -155,7 +135,7 @@ async fn kinesis_batch_of_two_accounts_reports_only_the_record_that_could_not_be
     };
     assert!(batch.batch_item_failures.is_empty(), "{batch:?}");
     for name in names {
-        expected.extend(ids_of(&prefix, &cwl_fixture(name)).await);
+        expected.extend(common::expected_ids(&prefix, &cwl_fixture(name)).await);
     }
     let ids = landed(&prefix).await;
     assert_eq!(ids, expected.iter().cloned().collect::<Vec<_>>(), "each event once");
@@ -214,7 +194,7 @@ async fn s3_notifications_in_every_wrapping_index_the_file_and_meet_cloudwatch_l
 
     // CloudWatch Logs first, then S3 in each wrapping: the S3 copies are all 409s.
     let prefix = node::unique_prefix("s3-after-cwl");
-    let expected: Vec<(String, String)> = ids_of(&prefix, &cwl).await.into_iter().collect();
+    let expected: Vec<(String, String)> = common::expected_ids(&prefix, &cwl).await.into_iter().collect();
     let _cleanup = node::Cleanup(prefix.clone());
     let (indexer, opensearch) = pipeline(&prefix, &node::url(), Some(&moto));
     let mut sink = &opensearch;
@@ -235,7 +215,7 @@ async fn s3_notifications_in_every_wrapping_index_the_file_and_meet_cloudwatch_l
     // S3 first, then CloudWatch Logs: the same documents, the CloudWatch copies are 409s.
     let prefix = node::unique_prefix("cwl-after-s3");
     let _cleanup2 = node::Cleanup(prefix.clone());
-    let expected: Vec<(String, String)> = ids_of(&prefix, &cwl).await.into_iter().collect();
+    let expected: Vec<(String, String)> = common::expected_ids(&prefix, &cwl).await.into_iter().collect();
     let (indexer, opensearch) = pipeline(&prefix, &node::url(), Some(&moto));
     no_failures(invoke(&indexer, &opensearch, &inputs("sqs-sns-s3-notification.json")).await);
     let mut sink = &opensearch;
@@ -283,7 +263,7 @@ async fn sqs_reports_only_the_message_whose_object_cannot_be_read() {
         }]
     );
     let cwl = cwl_fixture("multi-region-111122223333-us-east-1.json");
-    let expected: Vec<(String, String)> = ids_of(&prefix, &cwl).await.into_iter().collect();
+    let expected: Vec<(String, String)> = common::expected_ids(&prefix, &cwl).await.into_iter().collect();
     assert_eq!(landed(&prefix).await, expected);
 }
 

@@ -33,8 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::node;
-use cwl_indexer::handler::{CloudWatchLogsEvent, WriterSink};
-use cwl_indexer::{Config, Indexer};
+use cwl_indexer::handler::CloudWatchLogsEvent;
 use serde_json::{Value, json};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -283,21 +282,7 @@ fn fixture(name: &str) -> PathBuf {
 /// The distinct (index, _id) pairs the transform makes of `path` under `prefix`.
 async fn expected_ids(prefix: &str, path: &Path) -> BTreeSet<(String, String)> {
     let event: CloudWatchLogsEvent = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let indexer = Indexer::new(Config {
-        index_prefix: prefix.to_owned(),
-        ..Config::default()
-    });
-    let mut sink = WriterSink(Vec::new());
-    indexer.process(&event, &mut sink, None).await.1.unwrap();
-    common::pairs(&sink.0)
-        .into_iter()
-        .map(|(a, _)| {
-            (
-                a["create"]["_index"].as_str().unwrap().to_owned(),
-                a["create"]["_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    common::expected_ids(prefix, &event).await
 }
 
 fn hits(answer: &Value) -> BTreeSet<(String, String)> {

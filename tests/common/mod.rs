@@ -59,6 +59,26 @@ pub fn run(config: Config, event: &CloudWatchLogsEvent) -> Result<(Summary, Vec<
     Ok((summary, sink.0))
 }
 
+/// The distinct (index, `_id`) pairs the transform gives `event`'s log events under `prefix`
+/// (fixtures that hold a record twice give it once): what must land, exactly once.
+pub async fn expected_ids(prefix: &str, event: &CloudWatchLogsEvent) -> std::collections::BTreeSet<(String, String)> {
+    let indexer = Indexer::new(Config {
+        index_prefix: prefix.to_owned(),
+        ..Config::default()
+    });
+    let mut sink = WriterSink(Vec::new());
+    indexer.process(event, &mut sink, None).await.1.unwrap();
+    pairs(&sink.0)
+        .into_iter()
+        .map(|(a, _)| {
+            (
+                a["create"]["_index"].as_str().unwrap().to_owned(),
+                a["create"]["_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Splits NDJSON into (action, document) pairs, asserting every line is JSON.
 pub fn pairs(ndjson: &[u8]) -> Vec<(Value, Value)> {
     let text = std::str::from_utf8(ndjson).expect("bulk body is UTF-8");
