@@ -105,6 +105,14 @@ fn floor(event: &CloudWatchLogsEvent, buf: &mut Vec<u8>) -> usize {
     env.log_events.len()
 }
 
+/// `BENCH_COUNT=<workload>/<bench>:<n>`: run only that bench, `n` times, for `perf stat`.
+fn count_only(workload: &str) -> Option<(String, usize)> {
+    let spec = std::env::var("BENCH_COUNT").ok()?;
+    let (target, n) = spec.rsplit_once(':')?;
+    let (w, bench) = target.split_once('/')?;
+    (w == workload).then(|| (bench.to_owned(), n.parse().unwrap_or(0)))
+}
+
 fn config(c: Criterion) -> Criterion {
     if std::env::var_os("BENCH_QUICK").is_some() {
         c.sample_size(10)
@@ -135,6 +143,29 @@ fn benches(c: &mut Criterion) {
             serde_json::json!({"events": events, "decompressed_bytes": decompressed,
                 "compressed_bytes": event.awslogs.data.len() / 4 * 3, "body_bytes": body, "gzip_body_bytes": wire}),
         );
+        if std::env::var_os("BENCH_COUNT").is_some() {
+            let Some((bench, n)) = count_only(name) else { continue };
+            // Instruction counting (scripts/bench-transform.sh, under `perf stat`): run one
+            // bench a fixed number of times, without criterion's timing loop.
+            for _ in 0..n {
+                match bench.as_str() {
+                    "floor" => {
+                        black_box(floor(&event, &mut buf));
+                    }
+                    "transform-signals-off" => {
+                        black_box(transform(&rt, &off, &event, false));
+                    }
+                    "transform-signals-on" => {
+                        black_box(transform(&rt, &on, &event, false));
+                    }
+                    "transform-signals-on-gzip" => {
+                        black_box(transform(&rt, &on, &event, true));
+                    }
+                    _ => {}
+                }
+            }
+            continue;
+        }
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Bytes(decompressed as u64));
         // Floor and transforms run back to back, so that each ratio comes from one stretch of
@@ -155,6 +186,9 @@ fn benches(c: &mut Criterion) {
             b.iter(|| transform(&rt, &on, black_box(&event), true))
         });
         g.finish();
+    }
+    if std::env::var_os("BENCH_COUNT").is_some() {
+        return;
     }
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench/transform-sizes.json");
     std::fs::write(&out, serde_json::to_vec_pretty(&sizes).expect("JSON")).expect("writes the sizes");

@@ -103,6 +103,25 @@ def transform_section(out):
     return sizes
 
 
+def instructions_section(out):
+    ins = load("instructions.json")
+    if not ins:
+        out.append("Instruction counts: not run (scripts/bench-instructions.sh needs valgrind).\n")
+        return
+    out.append("### Instructions per batch (callgrind, scripts/bench-instructions.sh)\n")
+    out.append("Noise-free counterpart of the timings: instructions retired per batch and the ratio to the floor. "
+               "Instructions are not time (SIMD string scans do much per instruction), but they do not move with load.\n")
+    out.append("| workload | floor | signals off | signals on | signals on + gzip |")
+    out.append("|---|---|---|---|---|")
+    for w in WORKLOADS:
+        f = ins.get(f"{w}/floor")
+        if not f:
+            continue
+        cells = [f"{ins[f'{w}/{b}'] / 1e6:.1f} M ({ins[f'{w}/{b}'] / f:.2f}×)" for b in TRANSFORMS if f"{w}/{b}" in ins]
+        out.append(f"| {w} | {f / 1e6:.1f} M | " + " | ".join(cells) + " |")
+    out.append("")
+
+
 def node_section(out):
     n = load("node-console.json")
     if not n:
@@ -224,6 +243,7 @@ def cost_section(out, sizes, e2e, node):
 def main():
     out = ["## Results of this run\n"]
     sizes = transform_section(out)
+    instructions_section(out)
     node = node_section(out)
     coldstart_section(out)
     memory_section(out)
