@@ -154,7 +154,8 @@ def coldstart_section(out):
     out.append("|---|---|---|")
     for k in ("minimal", "deployed"):
         out.append(f"| {k} | {mmm(c[k]['runs'], fmt='{:.1f}')} | {met(c[k]['median_ms'] <= 30)} |")
-    out.append(f"\nRelease binary target/release/bootstrap: {c['binary_bytes']:,} bytes.\n")
+    zipped = f", zipped (level 9) {c['zip_bytes']:,} bytes" if "zip_bytes" in c else ""
+    out.append(f"\nRelease binary target/release/bootstrap (this machine's x86_64): {c['binary_bytes']:,} bytes{zipped}.\n")
 
 
 def memory_section(out):
