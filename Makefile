@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .PHONY: test-matrix help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
-	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke
+	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ fuzz-smoke: ## CI fuzz smoke test (stable): regressions, seeds and seed mutation
 
 fuzz-seed: ## Rebuild the fuzz seed corpus (fuzz/corpus/) from fixtures/
 	scripts/fuzz.sh seed
+
+bench: ## Benchmarks: transform (criterion), peak memory, cold start, end to end; report in target/bench/REPORT.md (BENCH_QUICK=1: shorter; see BENCHMARKS.md)
+	scripts/bench.sh
 
 clean: ## Remove build output (and the local node's data under target/)
 	$(CARGO) clean

@@ -4,6 +4,7 @@
 //! nothing more.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
@@ -210,7 +211,11 @@ impl RuleSet {
         geo_country: Option<&str>,
         bursts: &mut BTreeMap<(usize, String), usize>,
     ) -> Vec<&'r Rule> {
-        let fields = Fields { record, geo_country };
+        let fields = Fields {
+            record,
+            geo_country,
+            objects: RefCell::new(Vec::new()),
+        };
         let mut matched = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if !self.holds(&rule.when, &fields) {
@@ -305,9 +310,16 @@ enum Val<'a> {
     Text(&'a str),
 }
 
+/// The members of one JSON object, by key.
+type Members<'r> = HashMap<Cow<'r, str>, &'r RawValue>;
+
 struct Fields<'r, 'a> {
     record: &'r Record<'a>,
     geo_country: Option<&'r str>,
+    /// Objects of this record already split into members, by the address of their text:
+    /// the rules read `userIdentity.*` a dozen times per record, and parsing it once
+    /// instead of once per test is most of what evaluating them costs.
+    objects: RefCell<Vec<(usize, std::rc::Rc<Members<'r>>)>>,
 }
 
 impl<'r> Fields<'r, '_> {
@@ -339,23 +351,38 @@ impl<'r> Fields<'r, '_> {
         };
         let mut current = vec![field.value];
         for part in parts {
-            current = current.into_iter().flat_map(|raw| child(raw, part)).collect();
+            current = current.into_iter().flat_map(|raw| self.child(raw, part)).collect();
         }
         // A path ending on an array yields its elements.
         current.into_iter().flat_map(elements).map(Val::Raw).collect()
     }
 }
 
-/// The members named `key` of an object, or of each object in an array.
-fn child<'a>(raw: &'a RawValue, key: &str) -> Vec<&'a RawValue> {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => serde_json::from_str::<HashMap<Cow<'a, str>, &'a RawValue>>(raw.get())
-            .ok()
-            .and_then(|m| m.get(key).copied())
-            .into_iter()
-            .collect(),
-        Some(b'[') => elements(raw).into_iter().flat_map(|e| child(e, key)).collect(),
-        _ => Vec::new(),
+impl<'r> Fields<'r, '_> {
+    /// The members named `key` of an object, or of each object in an array.
+    fn child(&self, raw: &'r RawValue, key: &str) -> Vec<&'r RawValue> {
+        match raw.get().as_bytes().first() {
+            Some(b'{') => self
+                .members(raw)
+                .and_then(|m| m.get(key).copied())
+                .into_iter()
+                .collect(),
+            Some(b'[') => elements(raw).into_iter().flat_map(|e| self.child(e, key)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The members of the object `raw`, parsed once per record.
+    fn members(&self, raw: &'r RawValue) -> Option<std::rc::Rc<Members<'r>>> {
+        // Two values of one record never start at the same byte unless they are the same
+        // value (a nested value starts after its parent's `{` or `[`).
+        let at = raw.get().as_ptr() as usize;
+        if let Some((_, m)) = self.objects.borrow().iter().find(|(a, _)| *a == at) {
+            return Some(m.clone());
+        }
+        let members = std::rc::Rc::new(serde_json::from_str::<Members<'r>>(raw.get()).ok()?);
+        self.objects.borrow_mut().push((at, members.clone()));
+        Some(members)
     }
 }
 
@@ -379,7 +406,12 @@ fn scalar_text<'a>(v: &Val<'a>) -> Cow<'a, str> {
     match v {
         Val::Text(t) => Cow::Borrowed(t),
         Val::Raw(r) if r.get().starts_with('"') => {
-            serde_json::from_str::<Cow<'a, str>>(r.get()).unwrap_or(Cow::Borrowed(r.get()))
+            let text = r.get();
+            // Most strings have no escape: borrow them (serde's `Cow<str>` always allocates).
+            match text.get(1..text.len() - 1) {
+                Some(inner) if text.len() >= 2 && !inner.contains('\\') => Cow::Borrowed(inner),
+                _ => serde_json::from_str::<String>(text).map_or(Cow::Borrowed(text), Cow::Owned),
+            }
         }
         Val::Raw(r) => Cow::Borrowed(r.get()),
     }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, then the report (target/bench/REPORT.md), in about 10 minutes
+# (BENCH_QUICK=1: about 4). Not part of `make test`: speed is measured here, never by tests.
+#
+#   OPENSEARCH_PORT=9282 scripts/bench.sh [transform|instructions|coldstart|memory|e2e|report ...]
+#
+# One OpenSearch node (scripts/with-opensearch.sh: started and stopped here unless one answers at
+# OPENSEARCH_URL) serves the memory and end-to-end benches.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+parts=("$@")
+[[ ${#parts[@]} -gt 0 ]] || parts=(transform instructions coldstart memory e2e)
+needs_node=
+for p in "${parts[@]}"; do [[ $p == memory || $p == e2e ]] && needs_node=1; done
+if [[ -n $needs_node && -z ${OPENSEARCH_URL:-} ]]; then
+  exec "$here/with-opensearch.sh" "$0" "${parts[@]}"
+fi
+for p in "${parts[@]}"; do
+  case $p in
+    transform | instructions | coldstart | memory | e2e) echo "== bench-$p" >&2; "$here/bench-$p.sh" ;;
+    report) ;;
+    *) echo "bench.sh: unknown part '$p'" >&2; exit 2 ;;
+  esac
+done
+python3 "$here/bench-report.py"
