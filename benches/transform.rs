@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use cwl_indexer::bulk::BulkChunk;
 use cwl_indexer::config::SignalsConfig;
-use cwl_indexer::enrich::Enrichment;
-use cwl_indexer::envelope;
-use cwl_indexer::handler::{Batch, CloudWatchLogsEvent, Delivery, Indexer, Sink};
-use cwl_indexer::{Config, sink};
+use cwl_indexer::index::BulkChunk;
+use cwl_indexer::ingest as envelope;
+use cwl_indexer::pipeline::{Batch, Delivery};
+use cwl_indexer::signals::Enrichment;
+use cwl_indexer::{CloudWatchLogsEvent, Indexer, Sink};
+use cwl_indexer::{Config, deliver as sink};
 use serde::de::IgnoredAny;
 
 /// The workloads scripts/bench-payloads.py writes: one 1 MB CloudWatch batch each.

@@ -6,7 +6,53 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::retry::RetryPolicy;
+/// How bad a match is: a rule's level, and `ALERT_MIN_SEVERITY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// Investigate.
+    Medium,
+    /// Act now.
+    High,
+    /// Act now, and wake someone up.
+    Critical,
+}
+
+impl Severity {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// Parses a lower-case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase())).ok()
+    }
+}
+
+/// How retries are paced and bounded (`MAX_ATTEMPTS`, `RETRY_*`, `DEADLINE_MARGIN_MS`,
+/// `REQUEST_TIMEOUT_MS`). The decisions made with it are in `deliver::retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first backoff's ceiling; each further attempt doubles it.
+    pub base: Duration,
+    /// The largest backoff ceiling.
+    pub max_backoff: Duration,
+    /// Attempts per bulk request, the first included. With the 413 split, each half gets
+    /// its own budget; the deadline bounds the total.
+    pub max_attempts: u32,
+    /// Time kept free before the Lambda deadline to log, write the dead letter and return.
+    pub deadline_margin: Duration,
+    /// The longest one HTTP attempt may take (capped further by the deadline).
+    pub request_timeout: Duration,
+}
 
 /// The defaults, in one place. The README's configuration table mirrors this module.
 pub mod defaults {
@@ -202,7 +248,7 @@ pub struct SignalsConfig {
     /// `ALERT_TOPIC_ARN`: the SNS topic for alerts (none: no alerts).
     pub alert_topic_arn: Option<String>,
     /// `ALERT_MIN_SEVERITY`: `low`, `medium`, `high` (default) or `critical`.
-    pub alert_min_severity: crate::rules::Severity,
+    pub alert_min_severity: Severity,
     /// `SNS_ENDPOINT_URL`: a non-default SNS endpoint (a VPC endpoint, tests).
     pub sns_endpoint: Option<Url>,
     /// `DASHBOARDS_URL`: OpenSearch Dashboards, for alert links and the saved objects.
@@ -218,7 +264,7 @@ impl Default for SignalsConfig {
             detections: true,
             allowed_countries: Vec::new(),
             alert_topic_arn: None,
-            alert_min_severity: crate::rules::Severity::High,
+            alert_min_severity: Severity::High,
             sns_endpoint: None,
             dashboards_url: None,
         }
@@ -322,7 +368,7 @@ impl Config {
             .unwrap_or_default();
         signals.alert_topic_arn = get("ALERT_TOPIC_ARN").map(|v| v.trim().to_owned());
         if let Some(v) = get("ALERT_MIN_SEVERITY") {
-            signals.alert_min_severity = crate::rules::Severity::parse(&v)
+            signals.alert_min_severity = Severity::parse(&v)
                 .ok_or_else(|| ConfigError::new("ALERT_MIN_SEVERITY", &v, "expected low, medium, high or critical"))?;
         }
         let url = |var: &'static str| -> Result<Option<Url>, ConfigError> {
@@ -689,7 +735,7 @@ mod tests {
         let s = &c.signals;
         assert_eq!(s.geoip_db.as_deref(), Some(std::path::Path::new("/opt/geo/city.mmdb")));
         assert_eq!(s.allowed_countries, vec!["US", "IL"]);
-        assert_eq!(s.alert_min_severity, crate::rules::Severity::Medium);
+        assert_eq!(s.alert_min_severity, Severity::Medium);
         assert!(s.detections);
         for (var, value) in [
             ("ALLOWED_COUNTRIES", "USA"),

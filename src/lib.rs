@@ -1,54 +1,47 @@
-//! cwl-indexer: CloudTrail records delivered by a CloudWatch Logs subscription, indexed
-//! into OpenSearch daily indices without losing or duplicating an event.
+//! cwl-indexer: CloudTrail records (and the rest of an account's logs) delivered by a
+//! CloudWatch Logs subscription, a Kinesis stream or S3, indexed into OpenSearch daily
+//! indices without losing or duplicating an event.
 //!
 //! # Layout
 //!
-//! One module per stage of the data's journey, in order:
+//! One folder per stage, in the order data flows; a module uses only those above it
+//! (`tests/architecture.rs` checks it):
 //!
-//! - [`envelope`]: `awslogs.data` → base64 → gunzip through a size cap → borrowed envelope.
-//! - [`record`]: one log event's message → CloudTrail record (borrowed top-level fields),
-//!   other JSON, plain text, or a record that failed to parse.
-//! - [`document`]: one log event → `create` action (daily index, deterministic `_id`) and
-//!   document line, written straight into the body buffer.
-//! - [`bulk`]: the NDJSON body, cut into chunks under `BULK_MAX_BYTES`, each item's byte
-//!   range recorded for re-slicing on retry.
-//! - [`sink`]: HTTP to OpenSearch with [`auth`] (SigV4, basic, none) and gzip; retries paced
-//!   by [`retry`], 413 splits, dead letters, and the [`setup`] ([`template`]s, retention)
-//!   run once.
-//! - [`response`]: what a `_bulk` answer means, item by item: pure functions.
-//! - [`trailfile`] and [`s3`]: the other way in, CloudTrail's own S3 files, streamed
-//!   through a size cap and presented as an envelope (bucket and key as log group and stream).
-//! - [`handler`]: runs the stages for one Lambda event and hands chunks to a sink; the only
-//!   module that knows Lambda's types (CloudWatch Logs, Kinesis, S3 notifications direct,
-//!   through SNS or SQS), and answers batch item failures for Kinesis and SQS.
-//!
-//! Plus [`config`], parsed once at cold start, [`schema`], the field table shared by the
-//! encoder and the template, [`metrics`], one EMF line per invocation, and [`redrive`],
-//! which re-submits dead letters through the handler. The binaries (`bootstrap` for Lambda, `cwl-indexer` for the
-//! command line) are thin shells over [`handler::Indexer`].
+//! - [`config`] and [`schema`]: what every stage reads. The configuration, parsed once at
+//!   cold start (with the [`config::Severity`] and [`config::RetryPolicy`] it holds), and the
+//!   field table shared by the record classifier, the encoder and the template.
+//! - [`ingest`]: stages 1 and 2. `awslogs.data` → base64 → gunzip through a size cap →
+//!   borrowed envelope, or a CloudTrail S3 file streamed through the same cap; each message
+//!   classified as a CloudTrail record, other JSON, text or invalid.
+//! - [`signals`]: GeoIP, detection rules and SNS alerts, computed per record.
+//! - [`index`]: stages 3 and 4. One `create` item per event (daily index, deterministic
+//!   `_id`) written into one reusable body cut into chunks; the templates; dead-letter and
+//!   repaired documents.
+//! - [`pipeline`]: what the stages below share: the [`Sink`] trait, [`pipeline::Batch`],
+//!   [`pipeline::Delivery`], [`Summary`].
+//! - [`deliver`]: stage 5. The HTTP client (gzip, SigV4), the delivery rules (retries, 413
+//!   splits, dead letters) on pure verdicts of each answer, and the cluster setup.
+//! - [`indexer`]: the [`Indexer`], which runs the stages for one payload or S3 object.
+//! - [`ops`]: EMF metrics and the re-drive of dead letters.
+//! - [`handler`]: the Lambda adapter, the only module that knows Lambda's types; one
+//!   [`handler::Source`] per kind of event, one file each.
+//! - [`wiring`]: [`wire`] builds the indexer and its clients from a [`Config`]; both
+//!   binaries (`bootstrap` for Lambda, `cwl-indexer` for the command line) call it.
 
-pub mod alerts;
-pub mod auth;
-pub mod bulk;
 pub mod config;
-pub mod countries;
-pub mod document;
-pub mod enrich;
-pub mod envelope;
-pub mod geo;
+pub mod deliver;
 pub mod handler;
-pub mod metrics;
-pub mod record;
-pub mod redrive;
-pub mod response;
-pub mod retry;
-pub mod rules;
-pub mod s3;
+pub mod index;
+pub mod indexer;
+pub mod ingest;
+pub mod ops;
+pub mod pipeline;
 pub mod schema;
-pub mod setup;
-pub mod sink;
-pub mod template;
-pub mod trailfile;
+pub mod signals;
+pub mod wiring;
 
 pub use config::Config;
-pub use handler::{CloudWatchLogsEvent, Indexer, Sink, Summary};
+pub use indexer::Indexer;
+pub use ingest::CloudWatchLogsEvent;
+pub use pipeline::{Sink, Summary};
+pub use wiring::{Aws, Wired, wire};

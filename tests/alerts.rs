@@ -8,13 +8,13 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use common::moto::{boto, start_moto};
 use common::node::{self, Pipeline};
-use cwl_indexer::alerts::{self, Alerts};
-use cwl_indexer::bulk::{BulkChunk, BulkEncoder};
+use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::{Config, SignalsConfig};
-use cwl_indexer::enrich::Enrichment;
-use cwl_indexer::envelope;
-use cwl_indexer::handler::CloudWatchLogsEvent;
-use cwl_indexer::rules::Severity;
+use cwl_indexer::index::{BulkChunk, BulkEncoder};
+use cwl_indexer::ingest as envelope;
+use cwl_indexer::signals::Enrichment;
+use cwl_indexer::signals::Severity;
+use cwl_indexer::signals::{self as alerts, Alerts};
 use serde_json::Value;
 
 fn fixture(name: &str) -> CloudWatchLogsEvent {
@@ -26,7 +26,7 @@ fn matches_of(
     event: &CloudWatchLogsEvent,
     enrichment: &Enrichment,
     prefix: &str,
-) -> (String, Vec<cwl_indexer::enrich::SignalMatch>) {
+) -> (String, Vec<cwl_indexer::signals::SignalMatch>) {
     let config = Config {
         index_prefix: prefix.into(),
         ..Config::default()

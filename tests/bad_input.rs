@@ -8,7 +8,8 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 use common::node::{self, Pipeline};
-use cwl_indexer::handler::{AwsLogs, CloudWatchLogsEvent};
+use cwl_indexer::CloudWatchLogsEvent;
+use cwl_indexer::ingest::AwsLogs;
 use flate2::{Compression, write::GzEncoder};
 use serde_json::json;
 

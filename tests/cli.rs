@@ -175,3 +175,158 @@ fn decode_prints_the_envelope() {
     assert_eq!(env["policyLevel"], "ACCOUNT_LEVEL_POLICY");
     assert_eq!(env["logEvents"].as_array().unwrap().len(), 3);
 }
+
+/// The `(index, _id)` of every action line `replay --dry-run` printed.
+fn targets(ndjson: &[u8]) -> Vec<(String, String)> {
+    let text = std::str::from_utf8(ndjson).unwrap();
+    text.lines()
+        .step_by(2)
+        .map(|line| {
+            let action: Value = serde_json::from_str(line).unwrap();
+            let create = &action["create"];
+            (
+                create["_index"].as_str().unwrap().to_owned(),
+                create["_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn inputs(name: &str) -> String {
+    common::fixtures().join("inputs").join(name).display().to_string()
+}
+
+#[test]
+fn replay_takes_a_kinesis_event_with_the_ids_of_the_awslogs_events_it_carries() {
+    let kinesis = inputs("kinesis.json");
+    let out = cli(&["replay", "--dry-run", &kinesis]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(r#"{"batchItemFailures":[]}"#), "{stderr}");
+    // Each Kinesis record's data is what CloudWatch Logs puts in `awslogs.data`.
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(&kinesis).unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("cwl-cli-kinesis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut direct = Vec::new();
+    for (i, record) in event["Records"].as_array().unwrap().iter().enumerate() {
+        let path = dir.join(format!("awslogs-{i}.json"));
+        let awslogs = serde_json::json!({"awslogs": {"data": record["kinesis"]["data"]}});
+        std::fs::write(&path, awslogs.to_string()).unwrap();
+        direct.push(path.display().to_string());
+    }
+    let mut args = vec!["replay", "--dry-run"];
+    args.extend(direct.iter().map(String::as_str));
+    let awslogs = cli(&args);
+    assert!(awslogs.status.success(), "{}", String::from_utf8_lossy(&awslogs.stderr));
+    let (through_kinesis, direct) = (targets(&out.stdout), targets(&awslogs.stdout));
+    assert!(!direct.is_empty());
+    assert_eq!(through_kinesis, direct, "the same _ids and indices either way");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn replay_reports_the_kinesis_record_the_function_would_retry() {
+    let dir = std::env::temp_dir().join(format!("cwl-cli-kinesis-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(inputs("kinesis.json")).unwrap()).unwrap();
+    event["Records"][1]["kinesis"]["data"] = "bm90IGd6aXA=".into();
+    let sequence = event["Records"][1]["kinesis"]["sequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = dir.join("kinesis-one-bad.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    let out = cli(&["replay", "--dry-run", &path.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let failures = format!(r#"{{"batchItemFailures":[{{"itemIdentifier":"{sequence}"}}]}}"#);
+    assert!(stderr.contains(&failures), "{stderr}");
+    assert!(stderr.contains("1 batch items failed"), "{stderr}");
+    // The other four records were still encoded.
+    assert!(!targets(&out.stdout).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `replay` with moto's S3 on loopback as `S3_ENDPOINT_URL` (and no instance metadata).
+fn cli_with_s3(moto: &common::moto::Moto, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cwl-indexer"))
+        .args(args)
+        .env_remove("INDEX_PREFIX")
+        .env_remove("RAW_MESSAGE")
+        .env_remove("RUST_LOG")
+        .env("S3_ENDPOINT_URL", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .expect("run cwl-indexer")
+}
+
+#[test]
+fn replay_takes_s3_notifications_direct_and_through_sns_and_sqs() {
+    const BUCKET: &str = "cwl-indexer-fixture-trail";
+    const KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T0000Z_fixture.json.gz";
+    let moto = common::moto::start_moto();
+    let file = common::fixtures().join("inputs/trail").join(KEY);
+    common::moto::boto(
+        &moto,
+        &format!(
+            "s3 = boto3.client('s3', **kw)\ns3.create_bucket(Bucket={BUCKET:?})\ns3.upload_file({:?}, {BUCKET:?}, {KEY:?})",
+            file.display().to_string()
+        ),
+    );
+    // The same 40 events as delivered by CloudWatch Logs.
+    let cwl = cli(&[
+        "replay",
+        "--dry-run",
+        &common::fixtures()
+            .join("multi-region-111122223333-us-east-1.json")
+            .display()
+            .to_string(),
+    ]);
+    let mut expected = targets(&cwl.stdout);
+    expected.sort();
+    assert_eq!(expected.len(), 40);
+    for (name, batch) in [
+        ("s3-notification.json", false),
+        ("sns-s3-notification.json", false),
+        ("sqs-s3-notification.json", true),
+        ("sqs-sns-s3-notification.json", true),
+    ] {
+        let out = cli_with_s3(&moto, &["replay", "--dry-run", &inputs(name)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        let mut got = targets(&out.stdout);
+        got.sort();
+        assert_eq!(got, expected, "{name}: the CloudWatch Logs documents' _ids");
+        assert_eq!(
+            stderr.contains(r#"{"batchItemFailures":[]}"#),
+            batch,
+            "{name}: {stderr}"
+        );
+        let summary = cli_with_s3(&moto, &["replay", "--dry-run", "--summary", &inputs(name)]);
+        assert!(
+            String::from_utf8_lossy(&summary.stdout).contains("40 log events: 40 CloudTrail"),
+            "{name}"
+        );
+    }
+    // Without an S3 client the notification fails, saying what is missing.
+    let out = Command::new(env!("CARGO_BIN_EXE_cwl-indexer"))
+        .args(["replay", "--dry-run", &inputs("s3-notification.json")])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("S3_ENDPOINT_URL")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs an S3 client"), "{stderr}");
+}

@@ -27,10 +27,10 @@ use std::net::IpAddr;
 use base64::Engine as _;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use common::node::{self, Pipeline};
+use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::SignalsConfig;
-use cwl_indexer::enrich::Enrichment;
-use cwl_indexer::handler::CloudWatchLogsEvent;
-use cwl_indexer::template::Flavor;
+use cwl_indexer::index::Flavor;
+use cwl_indexer::signals::Enrichment;
 use serde_json::{Value, json};
 
 /// The saved objects, as committed.

@@ -7,9 +7,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use cwl_indexer::config::SignalsConfig;
-use cwl_indexer::enrich::{Enrichment, Signals};
-use cwl_indexer::record::{Message, classify};
-use cwl_indexer::rules::RuleSet;
+use cwl_indexer::ingest::{Message, classify};
+use cwl_indexer::signals::RuleSet;
+use cwl_indexer::signals::{Enrichment, Signals};
 use serde_json::{Value, json};
 
 fn rules() -> RuleSet {
@@ -43,7 +43,7 @@ fn precision_and_recall_on_panther_labelled_records() {
     // A burst needs five refusals; one labelled record at a time tests the condition itself.
     rules = RuleSet::load(
         Some(("test", &{
-            let default: Value = serde_json::from_str(cwl_indexer::rules::DEFAULT_RULES).unwrap();
+            let default: Value = serde_json::from_str(cwl_indexer::signals::DEFAULT_RULES).unwrap();
             let mut burst = default["rules"]
                 .as_array()
                 .unwrap()

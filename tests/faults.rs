@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::fault_proxy::{Fault, FaultProxy};
 use common::node::{self, Pipeline};
+use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::Summary;
-use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
+use cwl_indexer::handler::HandlerError;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> CloudWatchLogsEvent {
@@ -546,7 +547,7 @@ async fn redrive_resubmits_dead_letters_once_the_cause_is_fixed() {
     let timeout = Duration::from_secs(30);
 
     // A dry run only counts.
-    let report = cwl_indexer::redrive::redrive(&s.pipeline.opensearch, indexer, true, timeout)
+    let report = cwl_indexer::ops::redrive(&s.pipeline.opensearch, indexer, true, timeout)
         .await
         .unwrap();
     assert_eq!((report.found, report.cleared), (2, 0));
@@ -558,14 +559,14 @@ async fn redrive_resubmits_dead_letters_once_the_cause_is_fixed() {
         status: 400,
         error_type: "mapper_parsing_exception",
     }]);
-    let report = cwl_indexer::redrive::redrive(&s.pipeline.opensearch, indexer, false, timeout)
+    let report = cwl_indexer::ops::redrive(&s.pipeline.opensearch, indexer, false, timeout)
         .await
         .unwrap();
     assert_eq!((report.found, report.cleared, report.kept), (2, 0, 2), "{report:?}");
     assert_eq!(assert_exactly_once(&s.prefix, &expected).await.1, 2);
 
     // Fixed: both are indexed and their dead letters deleted.
-    let report = cwl_indexer::redrive::redrive(&s.pipeline.opensearch, indexer, false, timeout)
+    let report = cwl_indexer::ops::redrive(&s.pipeline.opensearch, indexer, false, timeout)
         .await
         .unwrap();
     assert_eq!((report.found, report.cleared, report.kept), (2, 2, 0), "{report:?}");

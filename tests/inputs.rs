@@ -16,11 +16,12 @@ use common::fault_proxy::{Fault, FaultProxy};
 use common::moto::{Moto, boto, start_moto};
 use common::node;
 use cwl_indexer::Summary;
-use cwl_indexer::auth::Auth;
 use cwl_indexer::config::AuthConfig;
-use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError, Indexer, ItemFailure, Response};
-use cwl_indexer::s3::TrailStore;
-use cwl_indexer::sink::OpenSearch;
+use cwl_indexer::deliver::Auth;
+use cwl_indexer::deliver::OpenSearch;
+use cwl_indexer::handler::{HandlerError, ItemFailure, Response};
+use cwl_indexer::ingest::TrailStore;
+use cwl_indexer::{CloudWatchLogsEvent, Indexer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -321,7 +322,10 @@ fn backfill(moto: &Moto, args: &[&str], state: &Path, prefix: &str, log: &Path) 
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("INDEX_REPLICAS", "0")
-        .env("RUST_LOG", "cwl_indexer=info,cwl_indexer::sink=warn,backfill=info")
+        .env(
+            "RUST_LOG",
+            "cwl_indexer=info,cwl_indexer::deliver::sink=warn,backfill=info",
+        )
         .env_remove("OPENSEARCH_ENDPOINT")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap());

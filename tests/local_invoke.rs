@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::node;
-use cwl_indexer::handler::CloudWatchLogsEvent;
+use cwl_indexer::CloudWatchLogsEvent;
 use serde_json::{Value, json};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");

@@ -7,8 +7,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::node::{self, Pipeline};
-use cwl_indexer::handler::{CloudWatchLogsEvent, WriterSink};
-use cwl_indexer::template::Flavor;
+use cwl_indexer::CloudWatchLogsEvent;
+use cwl_indexer::index::Flavor;
+use cwl_indexer::pipeline::WriterSink;
 use cwl_indexer::{Config, Indexer};
 use serde_json::{Value, json};
 
@@ -136,7 +137,7 @@ async fn fixtures_and_corpus_are_indexed_exactly_once() {
     // The templates are in place, and the daily indices use them.
     let template = node::call(
         reqwest::Method::GET,
-        &format!("_index_template/{}", cwl_indexer::template::template_name(&prefix)),
+        &format!("_index_template/{}", cwl_indexer::index::template_name(&prefix)),
         None,
     )
     .await;

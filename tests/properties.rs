@@ -5,10 +5,12 @@
 mod common;
 
 use base64::Engine as _;
-use cwl_indexer::bulk::{BulkChunk, BulkEncoder};
-use cwl_indexer::handler::{AwsLogs, CloudWatchLogsEvent, Indexer, WriterSink};
-use cwl_indexer::trailfile::{self, Source};
-use cwl_indexer::{Config, record};
+use cwl_indexer::index::{BulkChunk, BulkEncoder};
+use cwl_indexer::ingest::AwsLogs;
+use cwl_indexer::ingest::trail::{self as trailfile, Source};
+use cwl_indexer::pipeline::WriterSink;
+use cwl_indexer::{CloudWatchLogsEvent, Indexer};
+use cwl_indexer::{Config, ingest as record};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::node::{self, Pipeline};
 use cwl_indexer::config::SetupConfig;
-use cwl_indexer::setup::{self, Change, Retention};
+use cwl_indexer::deliver::cluster::{self as setup, Change, Retention};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

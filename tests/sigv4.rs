@@ -8,9 +8,10 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use common::node::{self, Pipeline};
 use common::sigv4_proxy::Proxy;
-use cwl_indexer::auth::Auth;
+use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::AuthConfig;
-use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
+use cwl_indexer::deliver::Auth;
+use cwl_indexer::handler::HandlerError;
 
 const KEY: &str = "AKIDCWLINDEXERTEST";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY";

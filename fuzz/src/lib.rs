@@ -10,11 +10,13 @@ use std::io::Write as _;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::{Config, MIN_BULK_MAX_BYTES, RawMessage};
-use cwl_indexer::document::{DocKind, Origin, write_item};
-use cwl_indexer::envelope::{self, LogEvent, MessageType};
-use cwl_indexer::handler::{AwsLogs, CloudWatchLogsEvent, WriterSink};
-use cwl_indexer::record::{self, Message};
+use cwl_indexer::index::{DocKind, Origin, write_item};
+use cwl_indexer::ingest::AwsLogs;
+use cwl_indexer::ingest::{self as envelope, LogEvent, MessageType};
+use cwl_indexer::ingest::{self as record, Message};
+use cwl_indexer::pipeline::WriterSink;
 use cwl_indexer::{Indexer, Summary};
 use flate2::Compression;
 use flate2::write::GzEncoder;

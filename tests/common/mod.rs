@@ -10,7 +10,10 @@ pub mod sigv4_proxy;
 use std::io::Write;
 
 use base64::Engine as _;
-use cwl_indexer::handler::{AwsLogs, CloudWatchLogsEvent, HandlerError, WriterSink};
+use cwl_indexer::CloudWatchLogsEvent;
+use cwl_indexer::handler::HandlerError;
+use cwl_indexer::ingest::AwsLogs;
+use cwl_indexer::pipeline::WriterSink;
 use cwl_indexer::{Config, Indexer, Summary};
 use flate2::{Compression, write::GzEncoder};
 use serde_json::{Value, json};

@@ -4,11 +4,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cwl_indexer::auth::Auth;
+use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::{AuthConfig, SetupConfig, SinkConfig};
-use cwl_indexer::handler::{CloudWatchLogsEvent, HandlerError};
-use cwl_indexer::retry::RetryPolicy;
-use cwl_indexer::sink::OpenSearch;
+use cwl_indexer::deliver::Auth;
+use cwl_indexer::deliver::OpenSearch;
+use cwl_indexer::deliver::RetryPolicy;
+use cwl_indexer::handler::HandlerError;
 use cwl_indexer::{Config, Indexer, Summary};
 use serde_json::{Value, json};
 
@@ -146,8 +147,8 @@ pub async fn cleanup(prefix: &str) {
     )
     .await;
     for name in [
-        cwl_indexer::template::template_name(prefix),
-        cwl_indexer::template::deadletter_template_name(prefix),
+        cwl_indexer::index::template_name(prefix),
+        cwl_indexer::index::deadletter_template_name(prefix),
     ] {
         call(reqwest::Method::DELETE, &format!("_index_template/{name}"), None).await;
     }
@@ -173,6 +174,6 @@ impl Drop for Cleanup {
 }
 
 /// How the node maps free-form subtrees, from what it says it is (`GET /`).
-pub async fn flavor() -> cwl_indexer::template::Flavor {
-    cwl_indexer::template::Flavor::detect(&call(reqwest::Method::GET, "", None).await)
+pub async fn flavor() -> cwl_indexer::index::Flavor {
+    cwl_indexer::index::Flavor::detect(&call(reqwest::Method::GET, "", None).await)
 }

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
-use cwl_indexer::handler::{Indexer, ObjectOutcome, Sink, WriterSink};
-use cwl_indexer::s3::{self, TrailStore};
-use cwl_indexer::sink::OpenSearch;
-use cwl_indexer::trailfile::{self, KeyKind};
-use cwl_indexer::{Config, Summary};
+use cwl_indexer::deliver::OpenSearch;
+use cwl_indexer::indexer::{HandlerError, ObjectOutcome};
+use cwl_indexer::ingest::{self, KeyKind};
+use cwl_indexer::pipeline::WriterSink;
+use cwl_indexer::{Indexer, Sink, Summary};
 use futures_util::StreamExt as _;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -130,20 +130,23 @@ fn validate_date(flag: &str, date: Option<&String>) -> Result<()> {
 }
 
 /// Runs the back-fill. `opensearch` is `None` for a dry run.
-pub async fn run(args: BackfillArgs, config: &Config, indexer: Indexer, opensearch: Option<&OpenSearch>) -> Result<()> {
+pub async fn run(args: BackfillArgs, indexer: &Indexer, opensearch: Option<&OpenSearch>) -> Result<()> {
     validate_date("since", args.since.as_ref())?;
     validate_date("until", args.until.as_ref())?;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let store = TrailStore::from_sdk_config(&aws, config.s3_endpoint.as_ref());
-    let indexer = indexer.with_trail_store(store.clone());
+    let store = indexer.trail_store().ok_or_else(|| {
+        anyhow!(
+            "backfill needs an S3 client: AWS credentials and a region (AWS_REGION or a profile's), or S3_ENDPOINT_URL"
+        )
+    })?;
     let mut state = State::open(&args.state, !args.dry_run)?;
 
     // List first: the bar needs a length, and the filters need only the keys.
     let (mut todo, mut skipped_done, mut skipped_other, mut skipped_dates) = (Vec::new(), 0usize, 0usize, 0usize);
     for url in &args.urls {
-        let (bucket, prefix) = s3::parse_s3_url(url).ok_or_else(|| anyhow!("{url:?}: expected s3://BUCKET/PREFIX"))?;
+        let (bucket, prefix) =
+            ingest::parse_s3_url(url).ok_or_else(|| anyhow!("{url:?}: expected s3://BUCKET/PREFIX"))?;
         for object in store.list(bucket, prefix).await? {
-            let date = match trailfile::classify_key(&object.key) {
+            let date = match ingest::classify_key(&object.key) {
                 KeyKind::Trail(t) => t.date,
                 KeyKind::Digest | KeyKind::Other => {
                     tracing::info!(bucket, key = object.key, "not a CloudTrail log file: skipped");
@@ -173,7 +176,6 @@ pub async fn run(args: BackfillArgs, config: &Config, indexer: Indexer, opensear
     let started = Instant::now();
     let (mut total, mut bytes, mut files, mut failures) = (Summary::default(), 0u64, 0usize, 0usize);
     let concurrency = usize::from(args.concurrency);
-    let indexer = &indexer;
     let mut results = futures_util::stream::iter(todo)
         .map(|t| async move {
             let url = format!("s3://{}/{}", t.bucket, t.key);
@@ -237,11 +239,7 @@ pub async fn run(args: BackfillArgs, config: &Config, indexer: Indexer, opensear
     Ok(())
 }
 
-async fn process<S: Sink>(
-    indexer: &Indexer,
-    t: &Todo,
-    sink: &mut S,
-) -> (Summary, Result<ObjectOutcome, cwl_indexer::handler::HandlerError>) {
+async fn process<S: Sink>(indexer: &Indexer, t: &Todo, sink: &mut S) -> (Summary, Result<ObjectOutcome, HandlerError>) {
     indexer.process_object(&t.bucket, &t.key, sink, None).await
 }
 

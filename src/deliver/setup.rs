@@ -7,10 +7,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::client::{Client as OpenSearch, RequestError};
+use super::response;
 use crate::config::SetupConfig;
-use crate::response;
-use crate::sink::{OpenSearch, RequestError};
-use crate::template::{self, Flavor};
+use crate::index::{self as template, Flavor};
 
 /// Why setup failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ pub struct Report {
 }
 
 /// The Dashboards saved objects, compiled in (`dashboards/cloudtrail-audit.ndjson`).
-pub const SAVED_OBJECTS: &str = include_str!("../dashboards/cloudtrail-audit.ndjson");
+pub const SAVED_OBJECTS: &str = include_str!("../../dashboards/cloudtrail-audit.ndjson");
 
 /// The saved objects for indices under `prefix`: the index pattern's title is the one place
 /// the shipped file names `cwl-*`.

@@ -9,7 +9,7 @@ use flate2::write::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::envelope::{Envelope, LogEvent};
+use crate::ingest::envelope::{Envelope, LogEvent};
 
 /// Why a CloudTrail file could not be read. The whole file is unusable: the caller fails
 /// the invocation (or the queue message), so it is retried and then kept by the queue's
@@ -230,7 +230,7 @@ pub fn parse<'a>(json: &'a [u8], source: Source<'a>) -> Result<Envelope<'a>, Tra
                         owner = ids.recipient_account_id.clone().filter(|a| !a.is_empty());
                     }
                     // No usable eventID: a position in the file, stable across re-reads.
-                    let id = crate::document::cloudtrail_doc_id(
+                    let id = super::event_id::cloudtrail_doc_id(
                         ids.recipient_account_id.as_deref(),
                         ids.event_id.as_deref(),
                     )
@@ -238,7 +238,7 @@ pub fn parse<'a>(json: &'a [u8], source: Source<'a>) -> Result<Envelope<'a>, Tra
                     let ts = ids
                         .event_time
                         .as_deref()
-                        .and_then(crate::document::parse_event_time)
+                        .and_then(super::event_id::parse_event_time)
                         .map_or(0, |t| t.timestamp_millis());
                     (id, ts)
                 }

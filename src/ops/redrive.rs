@@ -11,11 +11,11 @@ use flate2::{Compression, write::GzEncoder};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::bulk::{BulkChunk, Target};
-use crate::handler::{AwsLogs, Batch, CloudWatchLogsEvent, Delivery, Indexer, Sink};
-use crate::response;
-use crate::sink::{OpenSearch, SinkError};
-use crate::template;
+use crate::deliver::{OpenSearch, SinkError, describe_error};
+use crate::index::{self, BulkChunk, Target};
+use crate::indexer::Indexer;
+use crate::ingest::{AwsLogs, CloudWatchLogsEvent};
+use crate::pipeline::{Batch, Delivery, Sink};
 
 /// Why a redrive stopped.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub async fn redrive(
     dry_run: bool,
     timeout: Duration,
 ) -> Result<RedriveReport, RedriveError> {
-    let pattern = format!("{}-*", template::deadletter_prefix(&indexer.config().index_prefix));
+    let pattern = format!("{}-*", index::deadletter_prefix(&indexer.config().index_prefix));
     let call = |what: &'static str, method: Method, path: String, body: Value| async move {
         let (status, answer) = opensearch
             .request(method, &path, Some(body.to_string().as_bytes()), timeout)
@@ -87,7 +87,7 @@ pub async fn redrive(
         if !status.is_success() {
             return Err(RedriveError::Cluster {
                 what: what.into(),
-                reason: format!("HTTP {status}: {}", response::describe_error(&answer)),
+                reason: format!("HTTP {status}: {}", describe_error(&answer)),
             });
         }
         serde_json::from_slice::<Value>(&answer).map_err(|e| RedriveError::Cluster {
@@ -220,7 +220,7 @@ where
         if !status.is_success() {
             return Err(RedriveError::Cluster {
                 what: "delete dead letters".into(),
-                reason: response::describe_error(&answer),
+                reason: describe_error(&answer),
             });
         }
         report.cleared += delete.len();

@@ -1,14 +1,15 @@
-//! Security signals at ingest: what the [`geo`](crate::geo) databases say about the caller,
-//! and which [`rules`](crate::rules) match, computed once per record while its document is
+//! Security signals at ingest: what the [`geo`](crate::signals::geo) databases say about the caller,
+//! and which [`rules`](crate::signals::rules) match, computed once per record while its document is
 //! written, and collected per invocation for alerts.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::geo::{self, Geo, GeoDb};
-use crate::record::{Placement, Record};
-use crate::rules::{RuleSet, Severity};
+use crate::config::Severity;
+use crate::ingest::record::{Placement, Record};
+use crate::signals::geo::{self, Geo, GeoDb};
+use crate::signals::rules::RuleSet;
 
 /// Built once at cold start: the databases and the rules.
 #[derive(Debug, Default)]
@@ -59,7 +60,7 @@ pub struct Findings<'r> {
     /// The source address and what is known of it.
     pub source: Option<(Geo, bool)>,
     /// Matching rules.
-    pub rules: Vec<&'r crate::rules::Rule>,
+    pub rules: Vec<&'r crate::signals::rules::Rule>,
 }
 
 /// Why enrichment could not be set up at cold start.
@@ -67,10 +68,10 @@ pub struct Findings<'r> {
 pub enum EnrichError {
     /// A GeoIP database.
     #[error(transparent)]
-    Geo(#[from] crate::geo::GeoError),
+    Geo(#[from] crate::signals::geo::GeoError),
     /// The rules.
     #[error("RULES_FILE: {0}")]
-    Rules(#[from] crate::rules::RulesError),
+    Rules(#[from] crate::signals::rules::RulesError),
     /// The rules file could not be read.
     #[error("RULES_FILE={path}: {reason}")]
     Read {
@@ -138,6 +139,6 @@ pub fn source_address(record: &Record<'_>) -> Option<(std::net::IpAddr, bool)> {
 }
 
 /// The highest severity among `rules`.
-pub fn severity(rules: &[&crate::rules::Rule]) -> Option<Severity> {
+pub fn severity(rules: &[&crate::signals::rules::Rule]) -> Option<Severity> {
     rules.iter().map(|r| r.severity).max()
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use url::Url;
 
-use crate::enrich::SignalMatch;
-use crate::rules::Severity;
+use crate::config::Severity;
+use crate::signals::enrich::SignalMatch;
 
 /// Why an alert could not be published.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::schema::{CLOUDTRAIL_FIELDS, Shape};
 
 /// The templates' `version`, bumped with their layout. Whether an installed template is
-/// current is decided by a fingerprint of its whole body (see [`crate::setup`]).
+/// current is decided by a fingerprint of its whole body (see [`crate::deliver::setup`]).
 pub const TEMPLATE_VERSION: u64 = 1;
 
 /// How free-form subtrees are mapped, chosen by asking the cluster what it is.

@@ -1,11 +1,11 @@
 //! S3: listing a trail bucket and streaming CloudTrail files out of it, through the
-//! size-capped gunzip of [`crate::trailfile`]. Used by the Lambda function (S3 notifications)
+//! size-capped gunzip of [`crate::ingest::trailfile`]. Used by the Lambda function (S3 notifications)
 //! and by the `backfill` command.
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use url::Url;
 
-use crate::trailfile::{Gunzip, TrailFileError};
+use crate::ingest::trailfile::{Gunzip, TrailFileError};
 
 /// Why an S3 call or an S3 object failed.
 #[derive(Debug, thiserror::Error)]

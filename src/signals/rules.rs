@@ -10,41 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::record::Record;
+use crate::config::Severity;
+use crate::ingest::record::Record;
 
 /// The built-in rules, compiled into the binary.
-pub const DEFAULT_RULES: &str = include_str!("../rules/default.json");
-
-/// How bad a match is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth a look.
-    Low,
-    /// Investigate.
-    Medium,
-    /// Act now.
-    High,
-    /// Act now, and wake someone up.
-    Critical,
-}
-
-impl Severity {
-    /// The lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-
-    /// Parses a lower-case name.
-    pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase())).ok()
-    }
-}
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default.json");
 
 /// A condition on a record.
 #[derive(Debug, Clone, Deserialize)]
@@ -449,7 +419,7 @@ fn any_scalar(v: &Val<'_>, test: &dyn Fn(&Val<'_>) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Message, classify};
+    use crate::ingest::record::{Message, classify};
 
     fn matches(rules: &RuleSet, message: &str, country: Option<&str>) -> Vec<String> {
         let Message::CloudTrail(record) = classify(message) else {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::handler::Summary;
+use crate::pipeline::Summary;
 
 /// The CloudWatch namespace of the metrics.
 pub const NAMESPACE: &str = "cwl-indexer";
@@ -48,7 +48,7 @@ pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::Delivery;
+    use crate::pipeline::Delivery;
 
     #[test]
     fn the_emf_document_follows_the_specification() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use maxminddb::{Mmap, Reader};
 use serde::Deserialize;
 
-use crate::countries;
+use crate::signals::countries;
 
 /// A database that cannot be used.
 #[derive(Debug, thiserror::Error)]

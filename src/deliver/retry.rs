@@ -3,21 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-/// How retries are paced and bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// The first backoff's ceiling; each further attempt doubles it.
-    pub base: Duration,
-    /// The largest backoff ceiling.
-    pub max_backoff: Duration,
-    /// Attempts per bulk request, the first included. With the 413 split, each half gets
-    /// its own budget; the deadline bounds the total.
-    pub max_attempts: u32,
-    /// Time kept free before the Lambda deadline to log, write the dead letter and return.
-    pub deadline_margin: Duration,
-    /// The longest one HTTP attempt may take (capped further by the deadline).
-    pub request_timeout: Duration,
-}
+pub use crate::config::RetryPolicy;
 
 impl RetryPolicy {
     /// The backoff ceiling before attempt `attempt` (1 = the first retry).

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use base64::Engine as _;
 use flate2::read::MultiGzDecoder;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a payload could not be turned into an envelope. The whole payload is unusable, so
 /// the caller fails the invocation and Lambda retries it, then hands it to its on-failure
@@ -53,6 +53,25 @@ impl From<serde_json::Error> for EnvelopeError {
     fn from(e: serde_json::Error) -> Self {
         Self::Json(e)
     }
+}
+
+/// The event CloudWatch Logs sends to a subscribed Lambda function (and what the CLI reads
+/// from an event file).
+///
+/// `aws_lambda_events::cloudwatch_logs::LogsEvent` decodes `data` inside its own
+/// `Deserialize` with no decompressed-size cap, so we take the base64 text as it is and
+/// decode it through [`envelope::decode_payload`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CloudWatchLogsEvent {
+    /// The subscription payload.
+    pub awslogs: AwsLogs,
+}
+
+/// `awslogs` of a [`CloudWatchLogsEvent`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AwsLogs {
+    /// `base64(gzip(envelope JSON))`.
+    pub data: String,
 }
 
 /// `messageType` of an envelope.

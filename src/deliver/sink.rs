@@ -1,28 +1,20 @@
-//! Stage 5: the OpenSearch sink. Sends bulk chunks over one reused HTTPS client (gzip, SigV4
-//! or basic auth), retries what is retryable until the deadline, splits on 413, writes what
-//! fails for good to the dead-letter index, and runs the cluster setup once.
+//! The delivery rules: each bulk chunk is sent through the [`Client`], what is retryable is
+//! retried (paced by `retry`, judged by `response`) until the attempt budget or the deadline
+//! runs out, a 413 splits the body in two, and what fails for good goes to the dead-letter
+//! path. The cluster setup runs once, on the first write.
 
-use std::io::Write as _;
+use std::ops::Deref;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use flate2::{Compression, write::GzEncoder};
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
-use url::Url;
-
-use crate::auth::{Auth, AuthError};
-use crate::bulk::{BulkChunk, Target};
-use crate::config::{Config, SetupConfig, SinkConfig};
-use crate::document::{self, DocKind, Origin, write_json_str};
-use crate::envelope::LogEvent;
-use crate::handler::{Batch, Delivery, Sink};
-use crate::response::{self, BulkVerdict, ItemOutcome};
-use crate::retry::RetryPolicy;
-use crate::setup;
-use crate::template;
+use super::auth::{Auth, AuthError};
+use super::client::{Client, RequestError};
+use super::dead_letter::{self, DeadLetter};
+use super::response::{self, BulkVerdict, ItemOutcome};
+use super::setup;
+use crate::config::{Config, RetryPolicy, SetupConfig, SinkConfig};
+use crate::index::{BulkChunk, push_repaired};
+use crate::pipeline::{Batch, Delivery, Sink};
 
 /// Why delivery failed; the invocation fails and Lambda retries the whole payload, which
 /// the idempotent `_id`s make safe.
@@ -70,26 +62,12 @@ pub enum SinkError {
     ActionLine(#[from] serde_json::Error),
 }
 
-/// An item that failed for good, on its way to the dead-letter index.
-#[derive(Debug)]
-struct DeadLetter {
-    event: usize,
-    kind: DocKind,
-    target: Target,
-    status: u16,
-    error_type: String,
-    reason: String,
-    attempts: u32,
-}
-
-/// The OpenSearch (or Elasticsearch) cluster, with its client built once at cold start.
+/// The OpenSearch (or Elasticsearch) cluster as a [`Sink`]: its [`Client`], built once at
+/// cold start, and the state of delivery (retry policy, setup done). It dereferences to the
+/// client, for the requests setup, redrive and the CLI make.
 #[derive(Debug)]
 pub struct OpenSearch {
-    client: reqwest::Client,
-    endpoint: Url,
-    bulk_url: Url,
-    auth: Auth,
-    gzip: bool,
+    client: Client,
     retry: RetryPolicy,
     prefix: String,
     documents: Config,
@@ -98,38 +76,23 @@ pub struct OpenSearch {
     last_setup_failure: Mutex<Option<Instant>>,
 }
 
-/// The response fields the sink reads; everything else stays on the server.
-const BULK_FILTER: &str =
-    "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by";
-
 /// After a failed setup, the next write tries again only after this long.
 const SETUP_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+impl Deref for OpenSearch {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
 
 impl OpenSearch {
     /// A sink for `config`, writing documents built as `documents` says (its index prefix,
     /// raw-message setting). Makes no network call.
     pub fn new(config: &SinkConfig, auth: Auth, documents: &Config) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("cwl-indexer/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .tcp_keepalive(Duration::from_secs(30))
-            // Our retry loop is the only one, so every attempt is counted and bounded by the
-            // deadline; reqwest would otherwise re-send some failed requests on its own.
-            .retry(reqwest::retry::never())
-            // https_only is not set: http is allowed for loopback only, by the config.
-            .build()?;
-        let mut bulk_url = config
-            .endpoint
-            .join("_bulk")
-            .unwrap_or_else(|_| config.endpoint.clone());
-        bulk_url.set_query(Some(BULK_FILTER));
         Ok(Self {
-            client,
-            endpoint: config.endpoint.clone(),
-            bulk_url,
-            auth,
-            gzip: config.gzip,
+            client: Client::new(config, auth)?,
             retry: config.retry,
             prefix: documents.index_prefix.clone(),
             documents: Config {
@@ -140,96 +103,6 @@ impl OpenSearch {
             setup_done: tokio::sync::OnceCell::new(),
             last_setup_failure: Mutex::new(None),
         })
-    }
-
-    /// The cluster's base URL.
-    pub fn endpoint(&self) -> &Url {
-        &self.endpoint
-    }
-
-    /// Sends one request; returns status and body. `path` is relative to the endpoint.
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>), RequestError> {
-        let url = self.endpoint.join(path).map_err(|e| RequestError::Url(e.to_string()))?;
-        let (status, body, _) = self
-            .send(method, url, "application/json", body.unwrap_or_default(), timeout)
-            .await?;
-        Ok((status, body))
-    }
-
-    /// Sends a request to any URL (OpenSearch Dashboards, say) with the same client and
-    /// authentication, and extra headers; the body is sent as is.
-    pub async fn request_url(
-        &self,
-        method: Method,
-        url: Url,
-        content_type: HeaderValue,
-        extra: HeaderMap,
-        body: &[u8],
-        timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>), RequestError> {
-        let (status, body, _) = self
-            .send_with(method, url, content_type, extra, body, false, timeout)
-            .await?;
-        Ok((status, body))
-    }
-
-    /// Sends `body` (gzip-compressed if configured and non-empty), signed over the bytes
-    /// actually sent. Returns status, body and the number of bytes on the wire.
-    async fn send(
-        &self,
-        method: Method,
-        url: Url,
-        content_type: &'static str,
-        body: &[u8],
-        timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>, usize), RequestError> {
-        let content_type = HeaderValue::from_static(content_type);
-        self.send_with(method, url, content_type, HeaderMap::new(), body, self.gzip, timeout)
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn send_with(
-        &self,
-        method: Method,
-        url: Url,
-        content_type: HeaderValue,
-        mut headers: HeaderMap,
-        body: &[u8],
-        gzip_body: bool,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>, usize), RequestError> {
-        let payload = if gzip_body && !body.is_empty() {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            gzip(body)
-        } else {
-            body.to_vec()
-        };
-        if !body.is_empty() {
-            headers.insert(CONTENT_TYPE, content_type);
-        }
-        self.auth
-            .apply(method.as_str(), url.as_str(), &mut headers, &payload)
-            .await?;
-        let wire = payload.len();
-        let response = self
-            .client
-            .request(method, url)
-            .headers(headers)
-            .body(payload)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(RequestError::from_reqwest)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(RequestError::from_reqwest)?;
-        Ok((status, bytes.to_vec(), wire))
     }
 
     /// Runs the cluster setup (templates, retention) at most once per container, on the
@@ -249,7 +122,7 @@ impl OpenSearch {
             .attempt_timeout(Instant::now(), deadline)
             .unwrap_or(Duration::from_millis(100))
             .min(Duration::from_secs(10));
-        let run = || setup::run(self, &self.prefix, &self.setup, timeout);
+        let run = || setup::run(&self.client, &self.prefix, &self.setup, timeout);
         match self.setup_done.get_or_try_init(run).await {
             Ok(report) => {
                 tracing::info!(report = %serde_json::to_string(report).unwrap_or_default(), "cluster setup done")
@@ -273,19 +146,12 @@ impl OpenSearch {
         // Finding them up front would cost a second parse of every record; instead the few
         // refused ones are re-encoded with the last value of each key, as JSON.parse keeps
         // it, and sent once more.
-        let (repairable, mut dead): (Vec<_>, Vec<_>) = dead.into_iter().partition(|d| {
-            d.kind == DocKind::CloudTrail
-                && d.error_type.ends_with("parsing_exception")
-                && d.reason.contains("Duplicate field")
-        });
+        let (repairable, mut dead): (Vec<_>, Vec<_>) = dead.into_iter().partition(DeadLetter::is_repairable);
         if result.is_ok() && !repairable.is_empty() {
             let mut repaired = BulkChunk::default();
             for d in repairable {
-                match batch.envelope.log_events.get(d.event).and_then(|e| deduplicated(e)) {
-                    Some(event) => repaired.push_item(d.event, d.kind, |out| {
-                        document::write_item(out, &self.documents, &origin(batch), &event);
-                    }),
-                    None => dead.push(d),
+                if !push_repaired(&mut repaired, &self.documents, batch.envelope, d.event, d.kind) {
+                    dead.push(d);
                 }
             }
             delivery.repaired += repaired.items().len();
@@ -344,16 +210,7 @@ impl OpenSearch {
             attempts += 1;
             delivery.requests += 1;
             delivery.bulk_bytes += current.body().len();
-            let verdict = match self
-                .send(
-                    Method::POST,
-                    self.bulk_url.clone(),
-                    "application/x-ndjson",
-                    current.body(),
-                    timeout,
-                )
-                .await
-            {
+            let verdict = match self.client.bulk(current.body(), timeout).await {
                 Ok((status, body, wire)) => {
                     delivery.wire_bytes += wire;
                     response::classify(status.as_u16(), &body, pending)
@@ -470,46 +327,7 @@ impl OpenSearch {
         batch: &Batch<'_>,
         delivery: &mut Delivery,
     ) -> Result<(), SinkError> {
-        let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-        let dlq_prefix = template::deadletter_prefix(&self.prefix);
-        let mut chunk = BulkChunk::default();
-        for d in dead {
-            let event = batch.envelope.log_events.get(d.event);
-            let date = d
-                .target
-                .index
-                .strip_prefix(&self.prefix)
-                .and_then(|s| s.strip_prefix('-'))
-                .unwrap_or("unknown");
-            chunk.push_item(d.event, DocKind::Invalid, |out| {
-                out.extend_from_slice(br#"{"create":{"_index":"#);
-                write_json_str(out, &format!("{dlq_prefix}-{date}"));
-                out.extend_from_slice(br#","_id":"#);
-                write_json_str(out, &d.target.id);
-                out.extend_from_slice(b"}}\n{\"@timestamp\":");
-                write_json_str(out, &now);
-                out.extend_from_slice(br#","message":"#);
-                write_json_str(out, event.map_or("", |e| &e.message));
-                let _ = write!(out, r#","error":{{"status":{},"type":"#, d.status);
-                write_json_str(out, &d.error_type);
-                out.extend_from_slice(br#","reason":"#);
-                write_json_str(out, &d.reason);
-                out.extend_from_slice(br#"},"original":{"index":"#);
-                write_json_str(out, &d.target.index);
-                out.extend_from_slice(br#","id":"#);
-                write_json_str(out, &d.target.id);
-                out.extend_from_slice(br#"},"@id":"#);
-                write_json_str(out, event.map_or("", |e| &e.id));
-                out.extend_from_slice(br#","@owner":"#);
-                write_json_str(out, &batch.envelope.owner);
-                out.extend_from_slice(br#","@log_group":"#);
-                write_json_str(out, &batch.envelope.log_group);
-                out.extend_from_slice(br#","@log_stream":"#);
-                write_json_str(out, &batch.envelope.log_stream);
-                let timestamp = event.map_or(0, |e| e.timestamp);
-                let _ = writeln!(out, r#","timestamp":{timestamp},"attempts":{}}}"#, d.attempts);
-            });
-        }
+        let chunk = dead_letter::chunk(dead, batch, &self.prefix);
         let mut counts = Delivery::default();
         let mut halves = Vec::new();
         let result = async {
@@ -521,24 +339,9 @@ impl OpenSearch {
             Ok::<(), SinkError>(())
         }
         .await;
-        delivery.requests += counts.requests;
-        delivery.bulk_bytes += counts.bulk_bytes;
-        delivery.wire_bytes += counts.wire_bytes;
-        delivery.retried += counts.retried;
-        // A dead letter already present (409) was written by an earlier delivery.
-        delivery.dead_lettered += counts.indexed + counts.duplicates;
-        for d in dead {
-            tracing::warn!(
-                index = d.target.index,
-                id = d.target.id,
-                status = d.status,
-                error_type = d.error_type,
-                reason = d.reason,
-                "dead-lettered"
-            );
-        }
+        let unwritten = dead_letter::settle(dead, &counts, delivery);
         result.map_err(|e| SinkError::DeadLetter {
-            items: dead.len() - counts.indexed - counts.duplicates,
+            items: unwritten,
             reason: e.to_string(),
         })
     }
@@ -550,74 +353,4 @@ impl Sink for &OpenSearch {
     async fn send(&mut self, chunk: &BulkChunk, batch: &Batch<'_>, delivery: &mut Delivery) -> Result<(), Self::Error> {
         self.deliver(chunk, batch, delivery).await
     }
-}
-
-/// A request that got no usable answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Signing failed.
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    /// Connection refused or reset, DNS, TLS, timeout: no HTTP answer.
-    #[error("{0}")]
-    Transport(String),
-    /// An HTTP answer that is an error.
-    #[error("HTTP {status}: {reason}")]
-    Status {
-        /// HTTP status.
-        status: u16,
-        /// Error type and reason.
-        reason: String,
-    },
-    /// A URL could not be built.
-    #[error("bad URL: {0}")]
-    Url(String),
-}
-
-impl RequestError {
-    /// The whole cause chain on one line: reqwest's own message is often just "error sending
-    /// request", with the useful part (connection refused, certificate) in its sources.
-    fn from_reqwest(e: reqwest::Error) -> Self {
-        let mut message = if e.is_timeout() {
-            "timed out".to_owned()
-        } else {
-            e.to_string()
-        };
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        Self::Transport(message)
-    }
-}
-
-fn origin<'a>(batch: &'a Batch<'_>) -> Origin<'a> {
-    Origin {
-        owner: &batch.envelope.owner,
-        log_group: &batch.envelope.log_group,
-        log_stream: &batch.envelope.log_stream,
-    }
-}
-
-/// The event with its message re-serialised through `serde_json::Value`, which keeps the
-/// last of duplicate keys at every depth. `None` if it cannot be (a number beyond `f64`).
-fn deduplicated(event: &LogEvent<'_>) -> Option<LogEvent<'static>> {
-    let value: Value = serde_json::from_str(&event.message).ok()?;
-    Some(LogEvent {
-        id: event.id.clone().into_owned().into(),
-        timestamp: event.timestamp,
-        message: value.to_string().into(),
-    })
-}
-
-/// Gzips a request body as the sink sends it (level 1). Public for the benches, which
-/// report what compressing the body costs and saves.
-pub fn gzip(body: &[u8]) -> Vec<u8> {
-    // Level 1: CloudTrail NDJSON still shrinks about 8x, at a fraction of level 6's CPU.
-    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 6), Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
 }

@@ -3,17 +3,13 @@
 
 use std::io::Write as _;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
+use super::json::{write_escaped, write_json_str};
 use crate::config::{Config, RawMessage};
-use crate::enrich::{self, Enrichment, Findings, SignalMatch, Signals};
-use crate::envelope::LogEvent;
-use crate::geo::Geo;
-use crate::record::{self, Field, Message, Placement, Record};
-
-/// `_id`s longer than this are refused by OpenSearch; such a record falls back to the
-/// log event id.
-const MAX_ID_BYTES: usize = 512;
+use crate::ingest::event_id::{MAX_ID_BYTES, id_parts, parse_event_time};
+use crate::ingest::{self, Field, LogEvent, Message, Placement, Record};
+use crate::signals::{self, Enrichment, Findings, Geo, SignalMatch, Signals};
 
 /// What kind of document an item holds, for counters and the dead-letter path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,7 +62,7 @@ pub fn write_document(
     event: &LogEvent<'_>,
     enrich: Option<(&Enrichment, &mut Signals)>,
 ) -> DocKind {
-    let message = record::classify(&event.message);
+    let message = ingest::classify(&event.message);
     let (kind, record) = match &message {
         Message::CloudTrail(r) => (DocKind::CloudTrail, Some(r)),
         Message::OtherJson => (DocKind::OtherJson, None),
@@ -121,7 +117,7 @@ pub fn write_document(
         let (findings, signals) = match enrich {
             Some((enrichment, signals)) => (enrichment.examine(record, signals), Some(signals)),
             None => {
-                let source = enrich::source_address(record).map(|(ip, public)| (Geo::unknown(ip), public));
+                let source = signals::source_address(record).map(|(ip, public)| (Geo::unknown(ip), public));
                 (
                     Findings {
                         source,
@@ -134,7 +130,7 @@ pub fn write_document(
         if let Some((geo, _)) = &findings.source {
             write_source(out, geo);
         }
-        if let Some(severity) = enrich::severity(&findings.rules) {
+        if let Some(severity) = signals::enrich::severity(&findings.rules) {
             out.extend_from_slice(br#","signal":{"rules":["#);
             for (i, rule) in findings.rules.iter().enumerate() {
                 if i > 0 {
@@ -322,53 +318,6 @@ fn cloudtrail_id<'r>(record: &'r Record<'_>) -> Option<(Option<&'r str>, &'r str
     id_parts(record.recipient_account_id.as_deref(), record.event_id.as_deref())
 }
 
-fn id_parts<'r>(account: Option<&'r str>, event_id: Option<&'r str>) -> Option<(Option<&'r str>, &'r str)> {
-    let id = event_id.filter(|id| !id.is_empty())?;
-    let account = account.filter(|a| !a.is_empty());
-    let len = account.map_or(0, |a| a.len() + 1) + id.len();
-    (len <= MAX_ID_BYTES).then_some((account, id))
-}
-
-/// The `_id` [`write_document`] gives a CloudTrail record with this `recipientAccountId` and
-/// `eventID`, or `None` when they make no usable id (then the log event's id is used). The S3
-/// path sets its log event ids with it, so both paths give a record the same `_id` and `@id`.
-pub fn cloudtrail_doc_id(account: Option<&str>, event_id: Option<&str>) -> Option<String> {
-    id_parts(account, event_id).map(|(account, id)| match account {
-        Some(account) => format!("{account}:{id}"),
-        None => id.to_owned(),
-    })
-}
-
-/// Parses `eventTime` as UTC. Accepts RFC 3339 (`2024-01-02T03:04:05Z`, with fractions or
-/// an offset), and the offset-less `2024-01-02 03:04:05[.fff]` that re-exported records
-/// use. Years outside 1000..=9999 are refused so every index name has a four-digit year.
-pub fn parse_event_time(s: &str) -> Option<DateTime<Utc>> {
-    let time = fast_event_time(s.as_bytes())
-        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)))
-        .or_else(|| {
-            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .map(|t| t.and_utc())
-        })?;
-    (1000..=9999).contains(&time.year()).then_some(time)
-}
-
-/// CloudTrail's own form, `YYYY-MM-DDTHH:MM:SSZ`, without going through a format parser.
-fn fast_event_time(b: &[u8]) -> Option<DateTime<Utc>> {
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        b[range].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
-    Some(date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?.and_utc())
-}
-
 /// A log event timestamp as a time; out-of-range values become the epoch, deterministically,
 /// so a redelivery still lands on the same index.
 fn millis_to_time(ms: i64) -> DateTime<Utc> {
@@ -407,71 +356,6 @@ fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     );
 }
 
-/// Writes `s` as a JSON string, quotes included.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    write_escaped(out, s);
-    out.push(b'"');
-}
-
-/// Writes the JSON escape of `s`, without quotes. Copies runs of plain bytes at once.
-pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip 8 plain bytes at a time: this runs over every `@json` copy and every key.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            match first_to_escape(word) {
-                None => {
-                    i += 8;
-                    continue;
-                }
-                Some(at) => i += at,
-            }
-        }
-        let b = bytes[i];
-        i += 1;
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i - 1]);
-        out.extend_from_slice(escape);
-        start = i;
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
-/// The index of the first byte of `word` (little-endian) that JSON must escape: `"`, `\`
-/// or a control character. Bytes of multi-byte UTF-8 characters (0x80 and up) never match.
-fn first_to_escape(word: u64) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Bit 7 of a byte is set where the byte is zero; exact for the first (lowest) match.
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    let hits = control | zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')));
-    (hits != 0).then(|| (hits.trailing_zeros() / 8) as usize)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,22 +374,6 @@ mod tests {
             id: Cow::Borrowed("36000000000000000000000000000000000000000000000000000001"),
             timestamp,
             message: Cow::Borrowed(message),
-        }
-    }
-
-    #[test]
-    fn escaping_matches_serde_json_at_every_offset() {
-        let mut all: String = (0u8..0x80).map(char::from).collect();
-        all.push_str("é€😀 plain text long enough to skip words \" quoted \\ back\u{1f}");
-        for start in 0..all.len() {
-            let Some(s) = all.get(start..) else { continue };
-            let mut out = Vec::new();
-            write_json_str(&mut out, s);
-            assert_eq!(
-                std::str::from_utf8(&out).unwrap(),
-                serde_json::to_string(s).unwrap(),
-                "from {start}"
-            );
         }
     }
 
@@ -691,9 +559,12 @@ mod tests {
     fn enrichment_adds_geo_and_signals() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/geo");
         let enrichment = Enrichment {
-            geo: crate::geo::GeoDb::open(Some(&dir.join("city-subset.mmdb")), Some(&dir.join("asn-subset.mmdb")))
-                .unwrap(),
-            rules: crate::rules::RuleSet::load(None, Default::default()).unwrap(),
+            geo: crate::signals::geo::GeoDb::open(
+                Some(&dir.join("city-subset.mmdb")),
+                Some(&dir.join("asn-subset.mmdb")),
+            )
+            .unwrap(),
+            rules: crate::signals::rules::RuleSet::load(None, Default::default()).unwrap(),
         };
         let mut signals = Signals::default();
         let msg = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root"},"eventTime":"2024-03-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"1.1.1.1","responseElements":{"ConsoleLogin":"Failure"},"eventID":"e1","recipientAccountId":"111122223333"}"#;
@@ -753,45 +624,6 @@ mod tests {
             let mut again = Vec::new();
             write_item(&mut again, &Config::default(), &ORIGIN, &ev);
             assert_eq!(out, again, "deterministic");
-        }
-    }
-
-    #[test]
-    fn escaping_round_trips() {
-        for s in [
-            "",
-            "plain",
-            "quote\" back\\slash",
-            "ctl\u{0}\u{1f}\n\r\t\u{8}\u{c}",
-            "ünïcødé \u{2028} 🦀",
-        ] {
-            let mut out = Vec::new();
-            write_json_str(&mut out, s);
-            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
-        }
-    }
-
-    #[test]
-    fn event_times_in_the_odd_forms_of_the_samples() {
-        for (input, expected) in [
-            ("2024-01-02T03:04:05Z", Some("2024-01-02T03:04:05.000Z")),
-            ("2024-01-02T03:04:05.678Z", Some("2024-01-02T03:04:05.678Z")),
-            ("2024-01-02T05:04:05+02:00", Some("2024-01-02T03:04:05.000Z")),
-            ("2022-12-11 19:42:55", Some("2022-12-11T19:42:55.000Z")),
-            ("2025-01-20 16:52:14.000000000", Some("2025-01-20T16:52:14.000Z")),
-            ("2024-01-01 00:00:00.000", Some("2024-01-01T00:00:00.000Z")),
-            ("2014-03-06T21: 22: 54Z", None),
-            ("2024-02-30T00:00:00Z", None),
-            ("0999-01-01T00:00:00Z", None),
-            ("...", None),
-            ("", None),
-        ] {
-            let got = parse_event_time(input).map(|t| {
-                let mut out = Vec::new();
-                write_timestamp(&mut out, &t);
-                String::from_utf8(out).unwrap()
-            });
-            assert_eq!(got.as_deref(), expected, "{input}");
         }
     }
 

@@ -6,10 +6,10 @@ use std::ops::Range;
 
 use serde::Deserialize;
 
+use super::document::{self, DocKind, Origin};
 use crate::config::Config;
-use crate::document::{self, DocKind, Origin};
-use crate::enrich::{Enrichment, Signals};
-use crate::envelope::{Envelope, LogEvent};
+use crate::ingest::{Envelope, LogEvent};
+use crate::signals::{Enrichment, Signals};
 
 /// One bulk item inside a [`BulkChunk`].
 #[derive(Debug, Clone, PartialEq, Eq)]

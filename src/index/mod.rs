@@ -1,0 +1,26 @@
+//! Stages 3 and 4, index: each log event becomes one bulk item (a `create` action with its
+//! daily index and deterministic `_id`, and the document line) written into one reusable body,
+//! cut into chunks under `BULK_MAX_BYTES`; plus the index templates the documents are mapped
+//! by, and the other documents the pipeline writes (dead letters, repaired records).
+//!
+//! - `document`: one event's item; `json`: the string escaping it writes with.
+//! - `bulk`: the body and its chunks, each item's byte range kept for re-slicing on retry.
+//! - `template`: the document and dead-letter templates, built from [`crate::schema`].
+//! - `dead_letter`, `repair`: the dead-letter document and the duplicate-key re-encoding.
+
+pub(crate) mod bulk;
+pub(crate) mod dead_letter;
+pub(crate) mod document;
+pub(crate) mod json;
+pub(crate) mod repair;
+pub(crate) mod template;
+
+pub use bulk::{BulkChunk, BulkEncoder, Item, Target};
+pub use dead_letter::{Failure, dead_letter_index, write_dead_letter};
+pub use document::{DocKind, Origin, index_name, write_document, write_item};
+pub use json::{write_escaped, write_json_str};
+pub use repair::push_repaired;
+pub use template::{
+    Flavor, TEMPLATE_VERSION, deadletter_prefix, deadletter_template, deadletter_template_name, document_template,
+    template_name,
+};

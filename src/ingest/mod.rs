@@ -1,0 +1,28 @@
+//! Stages 1 and 2, ingest: what arrives becomes a borrowed [`Envelope`] of log events, from a
+//! CloudWatch Logs payload (`base64(gzip(json))`, through a size cap) or a CloudTrail S3 file
+//! (streamed through the same cap), and each event's message is classified.
+//!
+//! - `envelope`: the subscription payload and the envelope inside it.
+//! - `trailfile`, `s3`: CloudTrail's own S3 files, read from a [`TrailStore`].
+//! - `record`: one message classified as a CloudTrail record, other JSON, text or invalid.
+//! - `event_id`: what identifies a CloudTrail event on every path (`_id`, `eventTime`).
+
+pub(crate) mod envelope;
+pub(crate) mod event_id;
+pub(crate) mod record;
+pub(crate) mod s3;
+pub(crate) mod trailfile;
+
+pub use envelope::{
+    AwsLogs, CloudWatchLogsEvent, Envelope, EnvelopeError, LogEvent, MessageType, decode_payload, gunzip_capped,
+    parse_envelope,
+};
+pub use event_id::{MAX_ID_BYTES, cloudtrail_doc_id, parse_event_time};
+pub use record::{Field, MAX_NESTING, Message, Placement, Record, RecordError, classify};
+pub use s3::{Object, S3Error, TrailStore, parse_s3_url};
+pub use trailfile::{Gunzip, KeyKind, TrailFileError, TrailKey, classify_key, gunzip};
+
+/// CloudTrail's S3 files: their keys, and their body presented as an [`Envelope`].
+pub mod trail {
+    pub use super::trailfile::{Source, classify_key, gunzip, parse};
+}
