@@ -65,6 +65,10 @@ COGNITO_IDENTITY_ACTIONS = {
 IDENTITY_POOL_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:cognito-identity:${AWS::Region}:${AWS::AccountId}:identitypool/${DashboardsIdentityPool}"
 }
+COLLECTION_ARN = {"Fn::GetAtt": ["Collection", "Arn"]}
+SERVERLESS_RESOURCES = ("CollectionEncryptionPolicy", "CollectionNetworkPolicy", "Collection", "CollectionDataAccessPolicy")
+FUNCTION_COLLECTION_PERMISSIONS = {"aoss:DescribeCollectionItems", "aoss:CreateCollectionItems", "aoss:UpdateCollectionItems"}
+FUNCTION_INDEX_PERMISSIONS = {"aoss:DescribeIndex", "aoss:CreateIndex", "aoss:UpdateIndex", "aoss:ReadDocument", "aoss:WriteDocument"}
 COGNITO_RESOURCES = (
     "DashboardsUserPool",
     "DashboardsUserPoolDomain",
@@ -502,7 +506,7 @@ def check_function_role(t):
     assert not role.get("ManagedPolicyArns"), "no managed policies: every permission is listed here"
     assume = list(statements(role["AssumeRolePolicyDocument"]))
     assert [s["Principal"] for s in assume] == [{"Service": "lambda.amazonaws.com"}]
-    es_statements = []
+    es_statements, aoss_statements = [], []
     for policy in role["Policies"]:
         for p in branches(policy):
             for s in statements(p["PolicyDocument"]):
@@ -510,6 +514,13 @@ def check_function_role(t):
                 acts = actions(s)
                 for a in acts:
                     assert a != "*" and not a.endswith(":*"), f"wildcard action {a}"
+                if any(a.startswith("aoss:") for a in acts):
+                    # Serverless: reaching the data plane of this collection; the data access
+                    # policy (check_serverless) says what the role may do there.
+                    aoss_statements.append(s)
+                    assert acts == {"aoss:APIAccessAll"}, f"aoss:APIAccessAll only: {acts}"
+                    assert as_list(s["Resource"]) == [COLLECTION_ARN], f"this collection only: {s['Resource']}"
+                    continue
                 es = {a for a in acts if a.lower().startswith("es:")}
                 if es:
                     es_statements.append(s)
@@ -546,7 +557,15 @@ def check_function_role(t):
                     assert resources_ == [STREAM_ARN], f"the central stream only: {resources_}"
                 else:
                     assert all(a.startswith("ec2:") for a in acts), f"unexpected permission {acts}"
-    assert es_statements, "the function may write to the domain"
+    assert es_statements or aoss_statements, "the function may write to the domain or the collection"
+    if "_values" not in t:
+        for policy in role["Policies"]:
+            guard = policy.get("Fn::If", [None])[0] if isinstance(policy, dict) else None
+            names = [p["PolicyName"] for p in branches(policy)]
+            if "opensearch-write" in names:
+                assert policy["Fn::If"][1:] == [NO_VALUE, policy["Fn::If"][2]] and guard == "UseServerless", "no es:* with Serverless"
+            if "opensearch-serverless-api" in names:
+                assert guard == "UseServerless" and policy["Fn::If"][2] == NO_VALUE, "aoss only with Serverless"
 
 
 def check_bucket(t):
@@ -889,6 +908,128 @@ def check_fine_grained_access(t):
             )
 
 
+def _json_policies(value):
+    """Each JSON document an OpenSearch Serverless policy can be (placeholders kept)."""
+    return [json.loads(sub_text(v)) for v in branches(value)]
+
+
+def check_serverless(t):
+    """ServerlessCollection: the collection and its policies, matched to it by name; the data
+    access policy names only the function's role and the admin principal, never *; the function
+    cannot delete; retention only where AWS supports it (time-series collections)."""
+    r = t["Resources"]
+    rendered = "_values" in t
+    present = [n for n in SERVERLESS_RESOURCES if n in r]
+    if not present:  # a rendering without ServerlessCollection
+        assert "CollectionRetentionPolicy" not in r
+        return
+    assert present == list(SERVERLESS_RESOURCES), present
+    assert "Domain" not in r or not rendered, "no domain beside the collection"
+    if not rendered:
+        for name in SERVERLESS_RESOURCES:
+            assert r[name].get("Condition") == "UseServerless", name
+        assert {"Fn::Not": [{"Condition": "UseServerless"}]} in t["Conditions"]["CreateDomain"]["Fn::And"], (
+            "no domain is created beside the collection"
+        )
+    collection_rule = ["collection/${DomainName}"]
+
+    collection = r["Collection"]
+    assert collection["Properties"]["Name"] == {"Ref": "DomainName"}
+    assert set(values_of(t, collection["Properties"]["Type"])) <= {"SEARCH", "TIMESERIES"}
+    assert {"CollectionEncryptionPolicy", "CollectionNetworkPolicy"} <= set(as_list(collection.get("DependsOn", []))), (
+        "the collection is created after its encryption and network policies"
+    )
+    # Policy names: at most 32 characters, with the longest DomainName.
+    longest = max(int(n) for n in re.findall(r"\{\d+,(\d+)\}", t["Parameters"]["DomainName"]["AllowedPattern"])) + 1
+    for name in ("CollectionEncryptionPolicy", "CollectionNetworkPolicy", "CollectionDataAccessPolicy", "CollectionRetentionPolicy"):
+        if name in r:
+            text = sub_text(r[name]["Properties"]["Name"])
+            assert len(text.replace("${DomainName}", "x" * longest)) <= 32, f"{name}: {text}"
+
+    enc = r["CollectionEncryptionPolicy"]["Properties"]
+    assert enc["Type"] == "encryption"
+    for doc in _json_policies(enc["Policy"]):
+        assert doc["Rules"] == [{"ResourceType": "collection", "Resource": collection_rule}], doc
+        assert doc.get("AWSOwnedKey") is True or doc.get("KmsARN"), "encrypted at rest"
+
+    net = r["CollectionNetworkPolicy"]["Properties"]
+    assert net["Type"] == "network"
+    for doc in _json_policies(net["Policy"]):
+        for entry in doc:
+            assert sorted(rule["ResourceType"] for rule in entry["Rules"]) == ["collection", "dashboard"], entry
+            assert all(rule["Resource"] == collection_rule for rule in entry["Rules"]), f"this collection only: {entry}"
+            if entry["AllowFromPublic"] is False:
+                assert entry["SourceVPCEs"] == ["${ServerlessVpcEndpointId}"], entry
+            else:
+                assert entry["AllowFromPublic"] is True and "SourceVPCEs" not in entry, entry
+    if not rendered:
+        assert net["Policy"]["Fn::If"][0] == "ServerlessPrivate", "the VPC endpoint when one is given"
+        assert json.loads(sub_text(net["Policy"]["Fn::If"][1]))[0]["AllowFromPublic"] is False, (
+            "with ServerlessVpcEndpointId, nothing from the public network"
+        )
+
+    data = r["CollectionDataAccessPolicy"]["Properties"]
+    assert data["Type"] == "data"
+    saw_function = False
+    for doc in _json_policies(data["Policy"]):
+        for entry in doc:
+            principals = entry["Principal"]
+            assert principals and not [p for p in principals if "*" in p], f"no wildcard principal: {entry}"
+            assert set(principals) <= {"${FunctionRole.Arn}", "${AdminPrincipalArn}"}, f"unexpected principal: {principals}"
+            for rule in entry["Rules"]:
+                perms = set(rule["Permission"])
+                assert not [p for p in perms if p.endswith("*")], f"no wildcard permission: {rule}"
+                if rule["ResourceType"] == "collection":
+                    assert rule["Resource"] == collection_rule, rule
+                else:
+                    assert rule["ResourceType"] == "index", rule
+                    assert all(res.startswith("index/${DomainName}/") for res in rule["Resource"]), f"this collection only: {rule}"
+            if principals == ["${FunctionRole.Arn}"]:
+                saw_function = True
+                by_type = {rule["ResourceType"]: rule for rule in entry["Rules"]}
+                assert set(by_type) == {"collection", "index"}, entry
+                assert set(by_type["collection"]["Permission"]) == FUNCTION_COLLECTION_PERMISSIONS, by_type["collection"]
+                assert set(by_type["index"]["Permission"]) == FUNCTION_INDEX_PERMISSIONS, f"never delete: {by_type['index']}"
+                assert by_type["index"]["Resource"] == ["index/${DomainName}/${IndexPrefix}-*"], "its own indices only"
+            else:
+                assert principals == ["${AdminPrincipalArn}"], f"the function and the admin each on their own: {principals}"
+    assert saw_function, "the function's role may write"
+    if not rendered:
+        with_admin, without = data["Policy"]["Fn::If"][1:]
+        assert data["Policy"]["Fn::If"][0] == "HasAdmin"
+        assert "${AdminPrincipalArn}" not in sub_text(without), "no empty principal without AdminPrincipalArn"
+
+    if "CollectionRetentionPolicy" in r or not rendered:
+        life = r["CollectionRetentionPolicy"]
+        if not rendered:
+            assert condition_requires(t, life["Condition"], "ServerlessTimeSeries"), "search collections take no lifecycle policy"
+            assert t["Conditions"]["ServerlessTimeSeries"]["Fn::And"][1] == {"Fn::Equals": [{"Ref": "ServerlessCollectionType"}, "TIMESERIES"]}
+        assert life["Properties"]["Type"] == "retention"
+        (doc,) = _json_policies(life["Properties"]["Policy"])
+        assert doc["Rules"] == [
+            {"ResourceType": "index", "Resource": ["index/${DomainName}/${IndexPrefix}-*"], "MinIndexRetention": "${IndexRetentionDays}d"}
+        ], doc
+        days = t["Parameters"]["IndexRetentionDays"]
+        assert days.get("MinValue") == 0 and days.get("MaxValue") == 3650, "lifecycle policies take 24h to 3650d"
+
+    _, fn = function(t)
+    env = fn["Properties"]["Environment"]["Variables"]
+    if rendered:
+        assert env["SIGV4_SERVICE"] == "aoss" and env["OPENSEARCH_ENDPOINT"] == {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}
+        assert env.get("AOSS_COLLECTION_TYPE") == t["_values"]["ServerlessCollectionType"].lower()
+        assert env["RETENTION_DAYS"] == "0" and env["DASHBOARDS_URL"] == "" and env["INDEX_REPLICAS"] == ""
+    else:
+        assert env["SIGV4_SERVICE"] == {"Fn::If": ["UseServerless", "aoss", "es"]}, f"SIGV4_SERVICE: {env['SIGV4_SERVICE']}"
+        assert env["OPENSEARCH_ENDPOINT"]["Fn::If"][:2] == ["UseServerless", {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}], (
+            f"the collection's endpoint on Serverless: {env['OPENSEARCH_ENDPOINT']}"
+        )
+        assert env.get("AOSS_COLLECTION_TYPE") == {"Fn::If": ["ServerlessTimeSeries", "timeseries", {"Fn::If": ["UseServerless", "search", ""]}]}, (
+            f"AOSS_COLLECTION_TYPE search or timeseries on Serverless: {env.get('AOSS_COLLECTION_TYPE')}"
+        )
+        for var, value in (("RETENTION_DAYS", "0"), ("DASHBOARDS_URL", ""), ("INDEX_REPLICAS", "")):
+            assert env[var].get("Fn::If", [None, None])[:2] == ["UseServerless", value], f"{var} on Serverless: {env[var]}"
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -904,6 +1045,7 @@ def check_all(t):
     check_cognito(t)
     check_secrets(t)
     check_fine_grained_access(t)
+    check_serverless(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1003,16 +1145,18 @@ def test_environment_covers_every_variable_the_function_reads(template):
     )
     assert not (set(env) & set(LEFT_UNSET))
     assert env["AUTH"] == "sigv4"
-    # The single-node default domain gets INDEX_REPLICAS=0.
-    assert env["INDEX_REPLICAS"] == {"Fn::If": ["ReplicasAuto", {"Fn::If": ["SingleNodeDomain", "0", ""]}, {"Ref": "IndexReplicas"}]}
+    # The single-node default domain gets INDEX_REPLICAS=0; Serverless manages replicas itself.
+    assert env["INDEX_REPLICAS"] == {
+        "Fn::If": ["UseServerless", "", {"Fn::If": ["ReplicasAuto", {"Fn::If": ["SingleNodeDomain", "0", ""]}, {"Ref": "IndexReplicas"}]}]
+    }
 
 
 @pytest.mark.parametrize(
     "name, mutate",
     [
-        ("es:* for the function", lambda t: t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Action", "es:*")),
-        ("ESHttpDelete for the function", lambda t: t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].append("es:ESHttpDelete")),
-        ("function on every domain", lambda t: t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Resource", "*")),
+        ("es:* for the function", lambda t: _policy(t, "opensearch-write")[0].__setitem__("Action", "es:*")),
+        ("ESHttpDelete for the function", lambda t: _policy(t, "opensearch-write")[0]["Action"].append("es:ESHttpDelete")),
+        ("function on every domain", lambda t: _policy(t, "opensearch-write")[0].__setitem__("Resource", "*")),
         ("Principal * without condition", lambda t: _domain_statement(t, "DashboardsFromAllowedCidr").pop("Condition")),
         ("open domain statement", lambda t: _domain_statements(t).append({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "es:ESHttpGet", "Resource": "*"})),
         ("function gets DELETE on the domain", lambda t: _domain_statements(t)[0]["Action"].append("es:ESHttpDelete")),
@@ -1089,6 +1233,29 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("internal users open to the internet", lambda t: _guard(t, "DashboardsInternalUsersInVpc").__setitem__(0, "InternalAuth")),
         ("internal users may DELETE", lambda t: _domain_statement(t, "DashboardsInternalUsersInVpc")["Action"].append("es:ESHttpDelete")),
         ("an output shows the password", lambda t: t["Outputs"]["DashboardsMasterUserSecretArn"].__setitem__("Value", {"Fn::Sub": "{{resolve:secretsmanager:${DashboardsMasterUser}:SecretString:password}}"})),
+        # ServerlessCollection
+        ("wildcard principal in the data access policy", lambda t: _data_access_edit(t, lambda p: p.replace('"Principal":["${FunctionRole.Arn}"]', '"Principal":["*"]'))),
+        ("an account-wide principal in the data access policy", lambda t: _data_access_edit(t, lambda p: p.replace("${AdminPrincipalArn}", "arn:aws:iam::123456789012:root"))),
+        ("the function may delete indices", lambda t: _data_access_edit(t, lambda p: p.replace('"aoss:ReadDocument","aoss:WriteDocument"]}],"Principal":["${FunctionRole.Arn}"]', '"aoss:ReadDocument","aoss:WriteDocument","aoss:DeleteIndex"]}],"Principal":["${FunctionRole.Arn}"]'))),
+        ("the function gets aoss:*", lambda t: _data_access_edit(t, lambda p: p.replace('"Permission":["aoss:DescribeIndex","aoss:CreateIndex","aoss:UpdateIndex","aoss:ReadDocument","aoss:WriteDocument"]', '"Permission":["aoss:*"]'))),
+        ("the function on every index", lambda t: _data_access_edit(t, lambda p: p.replace("index/${DomainName}/${IndexPrefix}-*", "index/${DomainName}/*"))),
+        ("the admin on every collection", lambda t: _data_access_edit(t, lambda p: p.replace('"Resource":["index/${DomainName}/*"]', '"Resource":["index/*/*"]'))),
+        ("an empty admin principal", lambda t: t["Resources"]["CollectionDataAccessPolicy"]["Properties"]["Policy"]["Fn::If"].__setitem__(2, t["Resources"]["CollectionDataAccessPolicy"]["Properties"]["Policy"]["Fn::If"][1])),
+        ("aoss on every collection", lambda t: _policy(t, "opensearch-serverless-api")[0].__setitem__("Resource", "*")),
+        ("aoss:* for the function", lambda t: _policy(t, "opensearch-serverless-api")[0].__setitem__("Action", "aoss:*")),
+        ("aoss permissions with a domain", lambda t: _function_policy_if(t, "opensearch-serverless-api").__setitem__(0, "CreateDomain")),
+        ("es permissions on Serverless", lambda t: _function_policy_if(t, "opensearch-write").__setitem__(0, "CreateDomain")),
+        ("a domain beside the collection", lambda t: t["Conditions"].__setitem__("CreateDomain", {"Fn::And": [{"Fn::Equals": [{"Ref": "ExistingDomainEndpoint"}, ""]}, {"Fn::Equals": ["a", "a"]}]})),
+        ("a public network policy despite the VPC endpoint", lambda t: t["Resources"]["CollectionNetworkPolicy"]["Properties"]["Policy"]["Fn::If"].__setitem__(1, t["Resources"]["CollectionNetworkPolicy"]["Properties"]["Policy"]["Fn::If"][2])),
+        ("the network policy for every collection", lambda t: _sub_edit(t["Resources"]["CollectionNetworkPolicy"]["Properties"]["Policy"]["Fn::If"], 2, lambda p: p.replace("collection/${DomainName}", "collection/*"))),
+        ("encryption for another collection", lambda t: t["Resources"]["CollectionEncryptionPolicy"]["Properties"].__setitem__("Policy", {"Fn::Sub": '{"Rules":[{"ResourceType":"collection","Resource":["collection/other"]}],"AWSOwnedKey":true}'})),
+        ("the collection before its encryption policy", lambda t: t["Resources"]["Collection"].__setitem__("DependsOn", ["CollectionNetworkPolicy"])),
+        ("retention on a search collection", lambda t: t["Conditions"].__setitem__("ServerlessRetention", {"Fn::And": [{"Condition": "UseServerless"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "IndexRetentionDays"}, 0]}]}]})),
+        ("retention longer than AWS allows", lambda t: t["Parameters"]["IndexRetentionDays"].pop("MaxValue")),
+        ("the function signs for es on Serverless", lambda t: _env(t).__setitem__("SIGV4_SERVICE", "es")),
+        ("no collection type for the function", lambda t: _env(t).pop("AOSS_COLLECTION_TYPE")),
+        ("ISM on Serverless", lambda t: _env(t).__setitem__("RETENTION_DAYS", {"Ref": "IndexRetentionDays"})),
+        ("the function writes to the domain on Serverless", lambda t: _env(t)["OPENSEARCH_ENDPOINT"]["Fn::If"].__setitem__(1, {"Fn::Sub": "https://${Domain.DomainEndpoint}"})),
     ],
 )
 def test_the_checks_catch_a_widened_template(template, name, mutate):
@@ -1132,6 +1299,27 @@ def _stream_read(t):
 
 def _domain_statements(t):
     return _domain(t)["AccessPolicies"]["Statement"]
+
+
+def _env(t):
+    return t["Resources"]["Indexer"]["Properties"]["Environment"]["Variables"]
+
+
+def _function_policy_if(t, name):
+    for policy in t["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        if isinstance(policy, dict) and "Fn::If" in policy and name in [p["PolicyName"] for p in branches(policy)]:
+            return policy["Fn::If"]
+    raise AssertionError(f"no conditional policy {name}")
+
+
+def _sub_edit(holder, key, edit):
+    holder[key] = {"Fn::Sub": edit(sub_text(holder[key]))}
+
+
+def _data_access_edit(t, edit):
+    branches_ = t["Resources"]["CollectionDataAccessPolicy"]["Properties"]["Policy"]["Fn::If"]
+    for i in (1, 2):
+        _sub_edit(branches_, i, edit)
 
 
 def _domain_statement(t, sid):
@@ -1187,6 +1375,19 @@ MODES = {
     ),
     "internal, public from a CIDR": dict(DashboardsAuth="internal", AllowedCidr="203.0.113.0/24"),
     "internal, in a VPC": dict(DashboardsAuth="internal", SubnetIds=SUBNETS, SecurityGroupIds="sg-0123456789abcdef0"),
+    "an existing domain": dict(
+        ExistingDomainEndpoint="https://search-audit-abc.eu-west-1.es.amazonaws.com",
+        ExistingDomainArn="arn:aws:es:eu-west-1:123456789012:domain/audit",
+    ),
+    "serverless, search": dict(ServerlessCollection="true"),
+    "serverless, time series, VPC endpoint, admin": dict(
+        ServerlessCollection="true",
+        ServerlessCollectionType="TIMESERIES",
+        ServerlessVpcEndpointId="vpce-0123456789abcdef0",
+        AdminPrincipalArn=ADMIN,
+        IndexRetentionDays=30,
+    ),
+    "serverless, time series kept forever": dict(ServerlessCollection="true", ServerlessCollectionType="TIMESERIES", IndexRetentionDays=0),
 }
 
 
@@ -1206,16 +1407,20 @@ def test_each_mode_renders_whole_and_passes_the_checks(template, mode):
     assert r.refused_by() == []
     assert r.dangling_references() == []
     t = r.as_template()
-    for check in (
-        check_no_unconditioned_star_principal,
-        check_domain_settings,
-        check_domain_access_policy,
-        check_function_role,
-        check_cognito,
-        check_secrets,
-        check_fine_grained_access,
-    ):
+    checks = [check_no_unconditioned_star_principal, check_function_role, check_cognito, check_secrets, check_fine_grained_access, check_serverless]
+    if "Domain" in r.resources:
+        checks += [check_domain_settings, check_domain_access_policy]
+    for check in checks:
         check(t)
+    # One backend, and the function signs for it.
+    backends = [n for n in ("Domain", "Collection") if n in r.resources]
+    env = r.resources["Indexer"]["Properties"]["Environment"]["Variables"]
+    if mode == "an existing domain":
+        assert backends == [] and env["OPENSEARCH_ENDPOINT"] == {"Ref": "ExistingDomainEndpoint"}
+    else:
+        assert len(backends) == 1, backends
+    assert env["SIGV4_SERVICE"] == ("aoss" if "Collection" in r.resources else "es")
+    assert env["AOSS_COLLECTION_TYPE"] == ("" if "Collection" not in r.resources else r.params["ServerlessCollectionType"].lower())
 
 
 def test_default_is_todays_domain(template):
@@ -1291,6 +1496,8 @@ def test_the_unconditioned_statement_exists_only_for_internal_users_in_a_vpc(tem
     """Of all the modes, only a VPC domain with internal users gets Principal * without a Condition."""
     for mode in MODES:
         r = render(template, mode)
+        if "Domain" not in r.resources:
+            continue
         open_ = [s for s in statements(r.resources["Domain"]["Properties"]["AccessPolicies"]) if is_star(s["Principal"]) and "Condition" not in s]
         assert bool(open_) == (mode == "internal, in a VPC"), mode
 
@@ -1306,6 +1513,16 @@ REFUSED = {
         "DashboardsAuth configures the domain this stack creates",
     ),
     "a first user without cognito": (dict(DashboardsAdminEmail="secops@example.com"), "it needs DashboardsAuth=cognito"),
+    "cognito on a Serverless collection": (dict(ServerlessCollection="true", DashboardsAuth="cognito"), "DashboardsAuth is for a domain"),
+    "a collection and an existing domain": (
+        dict(
+            ServerlessCollection="true",
+            ExistingDomainEndpoint="https://search-x.eu-west-1.es.amazonaws.com",
+            ExistingDomainArn="arn:aws:es:eu-west-1:123456789012:domain/audit",
+        ),
+        "leave ExistingDomainEndpoint empty",
+    ),
+    "a VPC endpoint without a collection": (dict(ServerlessVpcEndpointId="vpce-0123456789abcdef0"), "it needs ServerlessCollection=true"),
 }
 
 
@@ -1329,3 +1546,61 @@ def test_the_rendering_finds_a_dangling_reference(template):
     broken = copy.deepcopy(template)
     broken["Resources"]["Domain"]["Properties"]["CognitoOptions"] = broken["Resources"]["Domain"]["Properties"]["CognitoOptions"]["Fn::If"][1]
     assert ("Domain", "DashboardsUserPool") in [(w.split(".")[0], n) for w, n in Rendered(broken).dangling_references()]
+
+
+# ------------------------------------------------------------------------------------------------
+# OpenSearch Serverless, rendered. Nothing here reached a real collection (no AWS account): these
+# are the resources and policies CloudFormation would be given.
+# ------------------------------------------------------------------------------------------------
+def _rendered_json(r, resource):
+    """A rendered policy's JSON with its ${...} filled in as CloudFormation would (names only)."""
+    text = sub_text(r.resources[resource]["Properties"]["Policy"])
+    for name, value in r.params.items():
+        text = text.replace("${%s}" % name, str(value))
+    return json.loads(text)
+
+
+def test_serverless_search_collection(template):
+    r = render(template, "serverless, search")
+    for name in ("Domain", "DomainLogGroup", "DomainLogPolicy", "CollectionRetentionPolicy"):
+        assert name not in r.resources, name
+    assert r.resources["Collection"]["Properties"]["Type"] == {"Ref": "ServerlessCollectionType"}
+    assert r.params["ServerlessCollectionType"] == "SEARCH", "search by default: _ids, each event once"
+    env = r.resources["Indexer"]["Properties"]["Environment"]["Variables"]
+    assert (env["SIGV4_SERVICE"], env["AOSS_COLLECTION_TYPE"], env["RETENTION_DAYS"]) == ("aoss", "search", "0")
+    assert env["OPENSEARCH_ENDPOINT"] == {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}
+    assert env["OPENSEARCH_REGION"] == {"Ref": "AWS::Region"}
+    policies = [p["PolicyName"] for p in r.resources["FunctionRole"]["Properties"]["Policies"]]
+    assert "opensearch-serverless-api" in policies and "opensearch-write" not in policies
+    (network,) = _rendered_json(r, "CollectionNetworkPolicy")
+    assert network["AllowFromPublic"] is True and "SourceVPCEs" not in network
+    data = _rendered_json(r, "CollectionDataAccessPolicy")
+    assert [entry["Principal"] for entry in data] == [["${FunctionRole.Arn}"]], "the function only, without an admin"
+    assert r.outputs["DomainEndpoint"]["Value"] == {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}
+    assert r.outputs["DashboardsUrl"]["Value"] == {"Fn::GetAtt": ["Collection", "DashboardEndpoint"]}
+    assert r.outputs["CollectionArn"]["Value"] == COLLECTION_ARN
+
+
+def test_serverless_time_series_collection_behind_a_vpc_endpoint(template):
+    r = render(template, "serverless, time series, VPC endpoint, admin")
+    env = r.resources["Indexer"]["Properties"]["Environment"]["Variables"]
+    assert env["AOSS_COLLECTION_TYPE"] == "timeseries"
+    (network,) = _rendered_json(r, "CollectionNetworkPolicy")
+    assert network["AllowFromPublic"] is False and network["SourceVPCEs"] == ["vpce-0123456789abcdef0"]
+    data = _rendered_json(r, "CollectionDataAccessPolicy")
+    assert [entry["Principal"] for entry in data] == [["${FunctionRole.Arn}"], [ADMIN]]
+    (retention,) = _rendered_json(r, "CollectionRetentionPolicy")["Rules"]
+    assert retention == {"ResourceType": "index", "Resource": ["index/cwl-indexer/cwl-*"], "MinIndexRetention": "30d"}
+
+
+def test_serverless_time_series_kept_forever_has_no_lifecycle_policy(template):
+    r = render(template, "serverless, time series kept forever")
+    assert "CollectionRetentionPolicy" not in r.resources
+
+
+def test_domains_have_no_serverless_resources(template):
+    for mode in ("none", "cognito", "internal, in a VPC", "an existing domain"):
+        r = render(template, mode)
+        for name in SERVERLESS_RESOURCES + ("CollectionRetentionPolicy",):
+            assert name not in r.resources, (mode, name)
+        assert "CollectionArn" not in r.outputs
