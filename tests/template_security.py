@@ -8,6 +8,12 @@ The template is read with PyYAML and a loader that turns CloudFormation's short 
 exactly what CloudFormation sees. Conditions are not evaluated: wherever a value is
 `Fn::If [cond, a, b]`, both `a` and `b` must be safe, because a parameter can select either.
 
+`render()` also evaluates the template for chosen parameters, as CloudFormation would: the
+Conditions, the Rules, each resource's Condition and every Fn::If. The mode tests render
+DashboardsAuth=none, cognito and internal (public and in a VPC), check each mode's resources,
+that no Ref, GetAtt or ${...} points at a resource the mode does not create, and that the Rules
+refuse the combinations that cannot work.
+
 The last tests mutate a copy of the template (an es:* here, a Principal "*" there) and check
 that the assertions catch each change: a check that passes on everything proves nothing.
 """
@@ -38,6 +44,39 @@ TRAIL_FILES_QUEUE_ARN = {"Fn::GetAtt": ["TrailFilesQueue", "Arn"]}
 TRAIL_FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/AWSLogs/*"}
 TLS12_POLICIES = {"Policy-Min-TLS-1-2-2019-07", "Policy-Min-TLS-1-2-PFS-2023-10"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
+DOMAIN_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/${DomainName}/*"}
+COGNITO_USERS_ROLE = {"Fn::GetAtt": ["DashboardsAuthenticatedRole", "Arn"]}
+# The actions of the AWS managed AmazonOpenSearchServiceCognitoAccess policy (v2), by resource.
+COGNITO_IDP_ACTIONS = {
+    "cognito-idp:DescribeUserPool",
+    "cognito-idp:CreateUserPoolClient",
+    "cognito-idp:DeleteUserPoolClient",
+    "cognito-idp:UpdateUserPoolClient",
+    "cognito-idp:DescribeUserPoolClient",
+    "cognito-idp:AdminInitiateAuth",
+    "cognito-idp:AdminUserGlobalSignOut",
+    "cognito-idp:ListUserPoolClients",
+}
+COGNITO_IDENTITY_ACTIONS = {
+    "cognito-identity:DescribeIdentityPool",
+    "cognito-identity:UpdateIdentityPool",
+    "cognito-identity:GetIdentityPoolRoles",
+}
+IDENTITY_POOL_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:cognito-identity:${AWS::Region}:${AWS::AccountId}:identitypool/${DashboardsIdentityPool}"
+}
+COLLECTION_ARN = {"Fn::GetAtt": ["Collection", "Arn"]}
+SERVERLESS_RESOURCES = ("CollectionEncryptionPolicy", "CollectionNetworkPolicy", "Collection", "CollectionDataAccessPolicy")
+FUNCTION_COLLECTION_PERMISSIONS = {"aoss:DescribeCollectionItems", "aoss:CreateCollectionItems", "aoss:UpdateCollectionItems"}
+FUNCTION_INDEX_PERMISSIONS = {"aoss:DescribeIndex", "aoss:CreateIndex", "aoss:UpdateIndex", "aoss:ReadDocument", "aoss:WriteDocument"}
+COGNITO_RESOURCES = (
+    "DashboardsUserPool",
+    "DashboardsUserPoolDomain",
+    "DashboardsIdentityPool",
+    "DashboardsAuthenticatedRole",
+    "DashboardsIdentityPoolRoles",
+    "DashboardsCognitoRole",
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,18 +190,236 @@ def resolved_json(doc):
     return doc
 
 
+def statements_under(policy, path=()):
+    """(statement, conditions) for every statement a policy can hold: the Fn::If branches taken
+    to reach it, as "Cond" for a true branch and "!Cond" for a false one."""
+    if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
+        cond, a, b = policy["Fn::If"]
+        yield from statements_under(a, path + (cond,))
+        yield from statements_under(b, path + ("!" + cond,))
+        return
+    if policy == NO_VALUE:
+        return
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    items = policy["Statement"]
+    for item in items if isinstance(items, list) else [items]:
+        yield from _statement_items(item, path)
+
+
+def _statement_items(item, path):
+    if isinstance(item, dict) and set(item) == {"Fn::If"}:
+        cond, a, b = item["Fn::If"]
+        yield from _statement_items(a, path + (cond,))
+        yield from _statement_items(b, path + ("!" + cond,))
+    elif item != NO_VALUE:
+        yield item, path
+
+
+def condition_requires(t, name, required):
+    """Whether condition `name` is true only when `required` is (through Fn::And and Condition)."""
+    if name == required:
+        return True
+    expr = t["Conditions"][name]
+    if "Condition" in expr:
+        return condition_requires(t, expr["Condition"], required)
+    if "Fn::And" in expr:
+        return any("Condition" in part and condition_requires(t, part["Condition"], required) for part in expr["Fn::And"])
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering the template for given parameters, as CloudFormation evaluates it
+# ------------------------------------------------------------------------------------------------
+PSEUDO = {
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "cwl-indexer",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+_DROP = object()
+
+
+def parameter_values(t, overrides):
+    """Every parameter's value: its Default unless overridden, checked against its constraints
+    (so that a test cannot render a combination `sam deploy` would refuse)."""
+    unknown = set(overrides) - set(t["Parameters"])
+    assert not unknown, f"no such parameters: {unknown}"
+    values = {}
+    for name, spec in t["Parameters"].items():
+        value = overrides.get(name, spec.get("Default", ""))
+        items = str(value).split(",") if spec["Type"] == "CommaDelimitedList" else [value]
+        for item in items:
+            text = str(item)
+            if "AllowedValues" in spec:
+                assert text in {str(v) for v in spec["AllowedValues"]}, f"{name}={text!r} is not allowed"
+            if "AllowedPattern" in spec:
+                assert re.fullmatch(spec["AllowedPattern"], text), f"{name}={text!r} fails its pattern"
+            if spec["Type"] == "Number":
+                assert spec.get("MinValue", float("-inf")) <= float(text) <= spec.get("MaxValue", float("inf")), name
+        values[name] = items if spec["Type"] == "CommaDelimitedList" else value
+    return values
+
+
+class Rendered:
+    """The template as CloudFormation sees it for one set of parameters."""
+
+    def __init__(self, t, **overrides):
+        self.source = t
+        self.params = parameter_values(t, overrides)
+        self._conditions = {}
+        self.resources = {
+            name: self.resolve(r) for name, r in t["Resources"].items() if "Condition" not in r or self.condition(r["Condition"])
+        }
+        self.outputs = {
+            name: self.resolve(o) for name, o in t["Outputs"].items() if "Condition" not in o or self.condition(o["Condition"])
+        }
+
+    # -- conditions and rules
+    def operand(self, x):
+        if isinstance(x, dict) and "Ref" in x:
+            return self.params[x["Ref"]] if x["Ref"] in self.params else PSEUDO[x["Ref"]]
+        if isinstance(x, dict) and "Fn::Join" in x:
+            delimiter, items = x["Fn::Join"]
+            items = self.operand(items) if isinstance(items, dict) else [self.operand(i) for i in items]
+            return delimiter.join(str(i) for i in items)
+        if isinstance(x, dict):
+            return self.truth(x)
+        return x
+
+    def truth(self, expr):
+        (fn, args), = expr.items()
+        if fn == "Fn::Equals":
+            a, b = (self.operand(v) for v in args)
+            return str(a) == str(b)
+        if fn == "Fn::Not":
+            return not self.truth(args[0])
+        if fn == "Fn::And":
+            return all(self.truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(self.truth(a) for a in args)
+        if fn == "Condition":
+            return self.condition(args)
+        raise NotImplementedError(fn)
+
+    def condition(self, name):
+        if name not in self._conditions:
+            self._conditions[name] = self.truth(self.source["Conditions"][name])
+        return self._conditions[name]
+
+    def refused_by(self):
+        """The AssertDescription of every Rule assertion these parameters fail."""
+        failed = []
+        for rule in self.source.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.truth(rule["RuleCondition"]):
+                continue
+            failed += [a["AssertDescription"] for a in rule["Assertions"] if not self.truth(a["Assert"])]
+        return failed
+
+    # -- values
+    def resolve(self, node):
+        if isinstance(node, dict) and set(node) == {"Fn::If"}:
+            cond, a, b = node["Fn::If"]
+            return self.resolve(a if self.condition(cond) else b)
+        if node == NO_VALUE:
+            return _DROP
+        if isinstance(node, dict):
+            out = {k: self.resolve(v) for k, v in node.items()}
+            return {k: v for k, v in out.items() if v is not _DROP}
+        if isinstance(node, list):
+            return [v for v in (self.resolve(i) for i in node) if v is not _DROP]
+        return node
+
+    def of_type(self, type_):
+        return {n: r for n, r in self.resources.items() if r["Type"] == type_}
+
+    def as_template(self):
+        """The rendering in the template's own shape, for the check_* functions; `_values` holds
+        the parameters' values (values_of() answers with them)."""
+        t = {k: v for k, v in self.source.items() if k not in ("Resources", "Outputs")}
+        return {**t, "Resources": self.resources, "Outputs": self.outputs, "_values": self.params}
+
+    def dangling_references(self):
+        """Ref, GetAtt, DependsOn and ${...} that name neither a parameter, a pseudo parameter nor
+        a resource this rendering creates: CloudFormation refuses such a template."""
+        known = set(self.resources) | set(self.params) | set(PSEUDO)
+        found = []
+
+        def walk(node, where):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k == "Ref" and isinstance(v, str) and v not in known:
+                        found.append((where, v))
+                    elif k == "Fn::GetAtt" and v[0] not in known:
+                        found.append((where, v[0]))
+                    elif k == "Fn::Sub":
+                        text, local = (v, {}) if isinstance(v, str) else v
+                        for name in re.findall(r"\$\{([^!][^}.]*)(?:\.[^}]*)?\}", text):
+                            if name not in known and name not in local:
+                                found.append((where, name))
+                        walk(local, where)
+                    else:
+                        walk(v, f"{where}.{k}")
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, f"{where}[{i}]")
+
+        for name, r in self.resources.items():
+            for dep in as_list(r.get("DependsOn", [])):
+                if dep not in self.resources:
+                    found.append((name, dep))
+            walk(r, name)
+        walk(self.outputs, "Outputs")
+        return found
+
+
 # ------------------------------------------------------------------------------------------------
 # The checks, as functions of a template, so the mutation tests can run them on broken copies
 # ------------------------------------------------------------------------------------------------
+def is_star(principal):
+    return principal == "*" or (isinstance(principal, dict) and any("*" in as_list(v) for v in principal.values()))
+
+
 def check_no_unconditioned_star_principal(t):
+    """No Allow to Principal "*" without a Condition, but for one statement: internal users of a
+    VPC domain, whose unsigned requests fine-grained access control then authenticates."""
     for where, doc in all_policy_documents(t):
-        for s in statements(resolved_json(doc)):
-            principal = s.get("Principal")
-            star = principal == "*" or (
-                isinstance(principal, dict) and any("*" in as_list(v) for v in principal.values())
-            )
-            if star and s.get("Effect") == "Allow":
-                assert s.get("Condition"), f"{where}: Allow to Principal * without a Condition: {s}"
+        for s, path in statements_under(resolved_json(doc)):
+            if is_star(s.get("Principal")) and s.get("Effect") == "Allow" and not s.get("Condition"):
+                assert _internal_users_behind_a_vpc(t, where, s, path), (
+                    f"{where}: Allow to Principal * without a Condition: {s}"
+                )
+
+
+def _internal_users_behind_a_vpc(t, where, s, path):
+    if s.get("Sid") != "DashboardsInternalUsersInVpc" or not where.endswith("Domain.Properties.AccessPolicies"):
+        return False
+    if actions(s) & {"es:ESHttpDelete", "es:ESHttp*", "es:*", "*"}:
+        return False
+    domain = _domain(t)
+    if "_values" not in t:
+        # The template: the statement exists only when the domain is in a VPC and has internal users.
+        guards = [c for c in path if not c.startswith("!")]
+        return any(condition_requires(t, c, "DomainInVpc") and condition_requires(t, c, "InternalAuth") for c in guards)
+    # A rendering: the domain really is in a VPC, behind fine-grained access control.
+    fgac = domain.get("AdvancedSecurityOptions", {})
+    return (
+        "VPCOptions" in domain
+        and fgac.get("Enabled") is True
+        and fgac.get("InternalUserDatabaseEnabled") is True
+        and fgac.get("AnonymousAuthEnabled") is False
+    )
+
+
+def values_of(t, value):
+    """The values a property can take: a literal (each Fn::If branch), or a parameter's
+    AllowedValues; in a rendering, the parameter's value."""
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in t["Parameters"]:
+        if "_values" in t:
+            return [str(t["_values"][value["Ref"]])]
+        return [str(v) for v in t["Parameters"][value["Ref"]].get("AllowedValues", [])]
+    return [str(v) for v in branches(value)]
 
 
 def domain_arn_text(t):
@@ -176,7 +433,8 @@ def check_domain_settings(t):
     assert p["NodeToNodeEncryptionOptions"]["Enabled"] is True, "node-to-node encryption"
     assert p["DomainEndpointOptions"]["EnforceHTTPS"] is True, "HTTPS only"
     assert p["DomainEndpointOptions"]["TLSSecurityPolicy"] in TLS12_POLICIES, "TLS 1.2 or later"
-    assert "AdvancedSecurityOptions" not in p or p["AdvancedSecurityOptions"].get("AnonymousAuthEnabled") is not True
+    for fgac in branches(p.get("AdvancedSecurityOptions", NO_VALUE)):
+        assert fgac.get("AnonymousAuthEnabled") is not True, "no anonymous access under fine-grained access control"
 
 
 def check_domain_access_policy(t):
@@ -202,6 +460,13 @@ def check_domain_access_policy(t):
             for bad in ("*", "arn:aws:iam::*:root", "arn:aws:iam::123456789012:*", "123456789012"):
                 assert not pattern.match(bad), f"AdminPrincipalArn accepts {bad!r}"
             assert pattern.match("arn:aws:iam::123456789012:role/Admin")
+        elif who == COGNITO_USERS_ROLE:
+            # Signed-in Cognito users: every HTTP method on this domain, as AWS documents it.
+            assert actions(s) == {"es:ESHttp*"} and "Condition" not in s, s
+        elif who == "*" and "Condition" not in s:
+            # Internal users of a VPC domain (check_no_unconditioned_star_principal checks when).
+            assert s.get("Sid") == "DashboardsInternalUsersInVpc", f"unconditioned anonymous access: {s}"
+            assert not actions(s) & {"es:ESHttpDelete", "es:ESHttp*"}, s
         elif who == "*":
             # Anonymous only from AllowedCidr, which may not be wider than a /16, and never DELETE.
             assert s["Condition"] == {"IpAddress": {"aws:SourceIp": {"Ref": "AllowedCidr"}}}, s
@@ -241,7 +506,7 @@ def check_function_role(t):
     assert not role.get("ManagedPolicyArns"), "no managed policies: every permission is listed here"
     assume = list(statements(role["AssumeRolePolicyDocument"]))
     assert [s["Principal"] for s in assume] == [{"Service": "lambda.amazonaws.com"}]
-    es_statements = []
+    es_statements, aoss_statements = [], []
     for policy in role["Policies"]:
         for p in branches(policy):
             for s in statements(p["PolicyDocument"]):
@@ -249,6 +514,13 @@ def check_function_role(t):
                 acts = actions(s)
                 for a in acts:
                     assert a != "*" and not a.endswith(":*"), f"wildcard action {a}"
+                if any(a.startswith("aoss:") for a in acts):
+                    # Serverless: reaching the data plane of this collection; the data access
+                    # policy (check_serverless) says what the role may do there.
+                    aoss_statements.append(s)
+                    assert acts == {"aoss:APIAccessAll"}, f"aoss:APIAccessAll only: {acts}"
+                    assert as_list(s["Resource"]) == [COLLECTION_ARN], f"this collection only: {s['Resource']}"
+                    continue
                 es = {a for a in acts if a.lower().startswith("es:")}
                 if es:
                     es_statements.append(s)
@@ -285,7 +557,15 @@ def check_function_role(t):
                     assert resources_ == [STREAM_ARN], f"the central stream only: {resources_}"
                 else:
                     assert all(a.startswith("ec2:") for a in acts), f"unexpected permission {acts}"
-    assert es_statements, "the function may write to the domain"
+    assert es_statements or aoss_statements, "the function may write to the domain or the collection"
+    if "_values" not in t:
+        for policy in role["Policies"]:
+            guard = policy.get("Fn::If", [None])[0] if isinstance(policy, dict) else None
+            names = [p["PolicyName"] for p in branches(policy)]
+            if "opensearch-write" in names:
+                assert policy["Fn::If"][1:] == [NO_VALUE, policy["Fn::If"][2]] and guard == "UseServerless", "no es:* with Serverless"
+            if "opensearch-serverless-api" in names:
+                assert guard == "UseServerless" and policy["Fn::If"][2] == NO_VALUE, "aoss only with Serverless"
 
 
 def check_bucket(t):
@@ -449,6 +729,307 @@ def check_trail_files(t):
     ], "dead-lettered notifications are files not indexed: alarmed"
 
 
+def check_cognito(t):
+    """DashboardsAuth=cognito: admin-created users with MFA and a strong password, threat
+    protection on its plan, an identity pool without guests whose only role trusts only its
+    signed-in users, and the OpenSearch role confined to these pools."""
+    r = t["Resources"]
+    rendered = "_values" in t
+    present = [n for n in COGNITO_RESOURCES if n in r]
+    if not present:  # a rendering without DashboardsAuth=cognito
+        assert "DashboardsAdminUser" not in r
+        assert "Domain" not in r or "CognitoOptions" not in _domain(t)
+        return
+    assert present == list(COGNITO_RESOURCES), f"Cognito resources: {present}"
+    if not rendered:
+        for name in COGNITO_RESOURCES:
+            assert r[name].get("Condition") == "CognitoAuth", f"{name} only with DashboardsAuth=cognito"
+
+    pool = r["DashboardsUserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True, "no self sign-up"
+    mfa = values_of(t, pool.get("MfaConfiguration", "OFF"))
+    assert mfa and set(mfa) <= {"ON", "OPTIONAL"}, f"MFA must be required or optional, never off: {mfa}"
+    assert "SOFTWARE_TOKEN_MFA" in pool.get("EnabledMfas", []), "TOTP is the second factor"
+    if not rendered:
+        assert t["Parameters"]["DashboardsMfa"]["Default"] == "ON", "MFA required unless chosen otherwise"
+    password = pool["Policies"]["PasswordPolicy"]
+    assert password["MinimumLength"] >= 14, password
+    for key in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols"):
+        assert password[key] is True, key
+    assert 1 <= password["TemporaryPasswordValidityDays"] <= 7, password
+    modes = values_of(t, pool["UserPoolAddOns"]["AdvancedSecurityMode"])
+    assert set(modes) <= {"ENFORCED", "AUDIT", "OFF"}, modes
+    if rendered:
+        assert pool["UserPoolTier"] == ("ESSENTIALS" if modes == ["OFF"] else "PLUS"), "threat protection needs Plus"
+    else:
+        assert "ENFORCED" in modes and t["Parameters"]["DashboardsThreatProtection"]["Default"] == "ENFORCED", (
+            f"threat protection enforced unless chosen otherwise: {modes}"
+        )
+        assert pool["UserPoolTier"] == {"Fn::If": ["CognitoThreatProtection", "PLUS", "ESSENTIALS"]}, (
+            f"threat protection needs the Plus plan: {pool['UserPoolTier']}"
+        )
+        assert t["Conditions"]["CognitoThreatProtection"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DashboardsThreatProtection"}, "OFF"]}]}
+    assert r["DashboardsUserPoolDomain"]["Properties"]["UserPoolId"] == {"Ref": "DashboardsUserPool"}
+
+    ids = r["DashboardsIdentityPool"]["Properties"]
+    assert ids["AllowUnauthenticatedIdentities"] is False, "no guest identities"
+    assert "CognitoIdentityProviders" not in ids, "OpenSearch adds its own app client; a listed one would remove it"
+    attachment = r["DashboardsIdentityPoolRoles"]["Properties"]
+    assert attachment["IdentityPoolId"] == {"Ref": "DashboardsIdentityPool"}
+    assert attachment["Roles"] == {"authenticated": COGNITO_USERS_ROLE}, "the authenticated role only"
+    assert "RoleMappings" not in attachment
+
+    users = r["DashboardsAuthenticatedRole"]["Properties"]
+    assert not users.get("Policies") and not users.get("ManagedPolicyArns"), "its only grant is the domain's policy"
+    (trust,) = statements(users["AssumeRolePolicyDocument"])
+    assert trust["Effect"] == "Allow" and actions(trust) == {"sts:AssumeRoleWithWebIdentity"}, trust
+    assert trust["Principal"] == {"Federated": "cognito-identity.amazonaws.com"}, f"only Cognito identity: {trust}"
+    condition = trust.get("Condition", {})
+    assert condition.get("StringEquals", {}).get("cognito-identity.amazonaws.com:aud") == {"Ref": "DashboardsIdentityPool"}, (
+        f"only this identity pool: {trust}"
+    )
+    assert condition.get("ForAnyValue:StringLike", {}).get("cognito-identity.amazonaws.com:amr") == "authenticated", (
+        f"only signed-in users: {trust}"
+    )
+
+    service = r["DashboardsCognitoRole"]["Properties"]
+    assert not service.get("ManagedPolicyArns"), "the managed policy's actions, confined here"
+    (trust,) = statements(service["AssumeRolePolicyDocument"])
+    assert trust["Effect"] == "Allow" and actions(trust) == {"sts:AssumeRole"}, trust
+    assert trust["Principal"] == {"Service": "opensearchservice.amazonaws.com"}, f"OpenSearch Service only: {trust}"
+    granted = set()
+    for policy in service["Policies"]:
+        for s in statements(policy["PolicyDocument"]):
+            assert s["Effect"] == "Allow", s
+            acts, where = actions(s), as_list(s["Resource"])
+            if acts <= COGNITO_IDP_ACTIONS:
+                assert where == [{"Fn::GetAtt": ["DashboardsUserPool", "Arn"]}], f"this user pool only: {s}"
+            elif acts <= COGNITO_IDENTITY_ACTIONS:
+                assert where == [IDENTITY_POOL_ARN], f"this identity pool only: {s}"
+            elif acts == {"cognito-identity:SetIdentityPoolRoles"}:
+                assert where == ["*"], s  # no resource-level permissions exist for it
+            elif acts == {"iam:PassRole"}:
+                assert where == [COGNITO_USERS_ROLE], f"passes the authenticated role only: {s}"
+                assert s.get("Condition") == {"StringEquals": {"iam:PassedToService": "cognito-identity.amazonaws.com"}}, s
+            else:
+                raise AssertionError(f"unexpected permission for the Cognito role: {s}")
+            granted |= acts
+    wanted = COGNITO_IDP_ACTIONS | COGNITO_IDENTITY_ACTIONS | {"cognito-identity:SetIdentityPoolRoles", "iam:PassRole"}
+    assert granted == wanted, f"what OpenSearch needs to configure the pools: missing {wanted - granted}"
+
+    domain = _domain(t)
+    cognito = list(branches(domain.get("CognitoOptions", NO_VALUE)))
+    assert cognito == [
+        {
+            "Enabled": True,
+            "UserPoolId": {"Ref": "DashboardsUserPool"},
+            "IdentityPoolId": {"Ref": "DashboardsIdentityPool"},
+            "RoleArn": {"Fn::GetAtt": ["DashboardsCognitoRole", "Arn"]},
+        }
+    ], cognito
+    if not rendered:
+        assert domain["CognitoOptions"].get("Fn::If", [None])[0] == "CognitoAuth", "only with DashboardsAuth=cognito"
+    tags = [tag for b in branches(domain.get("Tags", NO_VALUE)) for tag in b]
+    assert any("${DashboardsUserPoolDomain}" in json.dumps(tag) for tag in tags), "the domain waits for the sign-in domain"
+    assert any(s["Principal"] == {"AWS": COGNITO_USERS_ROLE} for s in statements(domain["AccessPolicies"])), (
+        "signed-in users may use the domain"
+    )
+
+    if "DashboardsAdminUser" in r:
+        admin = r["DashboardsAdminUser"]
+        if not rendered:
+            assert admin.get("Condition") == "CreateDashboardsAdmin"
+        u = admin["Properties"]
+        assert u["UserPoolId"] == {"Ref": "DashboardsUserPool"} and u["Username"] == {"Ref": "DashboardsAdminEmail"}
+        assert u.get("DesiredDeliveryMediums") == ["EMAIL"] and u.get("MessageAction") != "SUPPRESS", (
+            "Cognito emails the temporary password"
+        )
+        assert not [k for k in u if "password" in k.lower()], "no password in the template"
+
+
+SECRET_REF = re.compile(r"\{\{resolve:secretsmanager:\$\{(\w+)\}:SecretString:(\w+)\}\}")
+
+
+def check_secrets(t):
+    """No secret is a parameter or sits in the template: every property named *password is a
+    Secrets Manager dynamic reference to a secret the stack generates."""
+    for name in t["Parameters"]:
+        assert not re.search(r"pass(word)?|secret", name, re.I), f"parameter {name}: secrets are never parameters"
+    secrets = {n: r for n, r in t["Resources"].items() if r["Type"] == "AWS::SecretsManager::Secret"}
+    for name, secret in secrets.items():
+        p = secret["Properties"]
+        assert "SecretString" not in p and "GenerateSecretString" in p, f"{name}: generated, never written down"
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if re.search(r"password$", k, re.I):
+                    for value in branches(v):
+                        m = SECRET_REF.fullmatch(sub_text(value) or "")
+                        assert m and m.group(1) in secrets, f"{where}.{k}: plain-text password {value!r}"
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk(t["Resources"], "Resources")
+    for name, output in t["Outputs"].items():
+        assert "resolve:secretsmanager" not in json.dumps(output), f"output {name} would show a secret"
+
+
+def check_fine_grained_access(t):
+    """DashboardsAuth=internal: fine-grained access control, its internal user database, no
+    anonymous access, the master user from the generated secret."""
+    r = t["Resources"]
+    if "Domain" not in r:
+        return
+    domain = _domain(t)
+    options = list(branches(domain.get("AdvancedSecurityOptions", NO_VALUE)))
+    if "_values" not in t:
+        guard = domain.get("AdvancedSecurityOptions", {}).get("Fn::If", [None])[0]
+        assert guard == "InternalAuth", "only with DashboardsAuth=internal"
+        assert r["DashboardsMasterUser"].get("Condition") == "InternalAuth"
+        assert options, "DashboardsAuth=internal turns on fine-grained access control"
+    for o in options:
+        assert o["Enabled"] is True and o["InternalUserDatabaseEnabled"] is True, o
+        assert o["AnonymousAuthEnabled"] is False, "every request needs a user or a mapped IAM role"
+        master = o["MasterUserOptions"]
+        assert "MasterUserARN" not in master, "the master user is internal"
+        for key, field in (("MasterUserName", "username"), ("MasterUserPassword", "password")):
+            m = SECRET_REF.fullmatch(sub_text(master[key]) or "")
+            assert m and m.group(2) == field, f"{key} from the generated secret: {master[key]!r}"
+            secret = r[m.group(1)]
+            assert secret["Type"] == "AWS::SecretsManager::Secret"
+            generated = secret["Properties"]["GenerateSecretString"]
+            assert generated["GenerateStringKey"] == "password"
+            assert set(json.loads(generated["SecretStringTemplate"])) == {"username"}
+            assert generated["PasswordLength"] >= 16 and generated["RequireEachIncludedType"] is True, (
+                f"a long password with every kind of character: {generated}"
+            )
+
+
+def _json_policies(value):
+    """Each JSON document an OpenSearch Serverless policy can be (placeholders kept)."""
+    return [json.loads(sub_text(v)) for v in branches(value)]
+
+
+def check_serverless(t):
+    """ServerlessCollection: the collection and its policies, matched to it by name; the data
+    access policy names only the function's role and the admin principal, never *; the function
+    cannot delete; retention only where AWS supports it (time-series collections)."""
+    r = t["Resources"]
+    rendered = "_values" in t
+    present = [n for n in SERVERLESS_RESOURCES if n in r]
+    if not present:  # a rendering without ServerlessCollection
+        assert "CollectionRetentionPolicy" not in r
+        return
+    assert present == list(SERVERLESS_RESOURCES), present
+    assert "Domain" not in r or not rendered, "no domain beside the collection"
+    if not rendered:
+        for name in SERVERLESS_RESOURCES:
+            assert r[name].get("Condition") == "UseServerless", name
+        assert {"Fn::Not": [{"Condition": "UseServerless"}]} in t["Conditions"]["CreateDomain"]["Fn::And"], (
+            "no domain is created beside the collection"
+        )
+    collection_rule = ["collection/${DomainName}"]
+
+    collection = r["Collection"]
+    assert collection["Properties"]["Name"] == {"Ref": "DomainName"}
+    assert set(values_of(t, collection["Properties"]["Type"])) <= {"SEARCH", "TIMESERIES"}
+    assert {"CollectionEncryptionPolicy", "CollectionNetworkPolicy"} <= set(as_list(collection.get("DependsOn", []))), (
+        "the collection is created after its encryption and network policies"
+    )
+    # Policy names: at most 32 characters, with the longest DomainName.
+    longest = max(int(n) for n in re.findall(r"\{\d+,(\d+)\}", t["Parameters"]["DomainName"]["AllowedPattern"])) + 1
+    for name in ("CollectionEncryptionPolicy", "CollectionNetworkPolicy", "CollectionDataAccessPolicy", "CollectionRetentionPolicy"):
+        if name in r:
+            text = sub_text(r[name]["Properties"]["Name"])
+            assert len(text.replace("${DomainName}", "x" * longest)) <= 32, f"{name}: {text}"
+
+    enc = r["CollectionEncryptionPolicy"]["Properties"]
+    assert enc["Type"] == "encryption"
+    for doc in _json_policies(enc["Policy"]):
+        assert doc["Rules"] == [{"ResourceType": "collection", "Resource": collection_rule}], doc
+        assert doc.get("AWSOwnedKey") is True or doc.get("KmsARN"), "encrypted at rest"
+
+    net = r["CollectionNetworkPolicy"]["Properties"]
+    assert net["Type"] == "network"
+    for doc in _json_policies(net["Policy"]):
+        for entry in doc:
+            assert sorted(rule["ResourceType"] for rule in entry["Rules"]) == ["collection", "dashboard"], entry
+            assert all(rule["Resource"] == collection_rule for rule in entry["Rules"]), f"this collection only: {entry}"
+            if entry["AllowFromPublic"] is False:
+                assert entry["SourceVPCEs"] == ["${ServerlessVpcEndpointId}"], entry
+            else:
+                assert entry["AllowFromPublic"] is True and "SourceVPCEs" not in entry, entry
+    if not rendered:
+        assert net["Policy"]["Fn::If"][0] == "ServerlessPrivate", "the VPC endpoint when one is given"
+        assert json.loads(sub_text(net["Policy"]["Fn::If"][1]))[0]["AllowFromPublic"] is False, (
+            "with ServerlessVpcEndpointId, nothing from the public network"
+        )
+
+    data = r["CollectionDataAccessPolicy"]["Properties"]
+    assert data["Type"] == "data"
+    saw_function = False
+    for doc in _json_policies(data["Policy"]):
+        for entry in doc:
+            principals = entry["Principal"]
+            assert principals and not [p for p in principals if "*" in p], f"no wildcard principal: {entry}"
+            assert set(principals) <= {"${FunctionRole.Arn}", "${AdminPrincipalArn}"}, f"unexpected principal: {principals}"
+            for rule in entry["Rules"]:
+                perms = set(rule["Permission"])
+                assert not [p for p in perms if p.endswith("*")], f"no wildcard permission: {rule}"
+                if rule["ResourceType"] == "collection":
+                    assert rule["Resource"] == collection_rule, rule
+                else:
+                    assert rule["ResourceType"] == "index", rule
+                    assert all(res.startswith("index/${DomainName}/") for res in rule["Resource"]), f"this collection only: {rule}"
+            if principals == ["${FunctionRole.Arn}"]:
+                saw_function = True
+                by_type = {rule["ResourceType"]: rule for rule in entry["Rules"]}
+                assert set(by_type) == {"collection", "index"}, entry
+                assert set(by_type["collection"]["Permission"]) == FUNCTION_COLLECTION_PERMISSIONS, by_type["collection"]
+                assert set(by_type["index"]["Permission"]) == FUNCTION_INDEX_PERMISSIONS, f"never delete: {by_type['index']}"
+                assert by_type["index"]["Resource"] == ["index/${DomainName}/${IndexPrefix}-*"], "its own indices only"
+            else:
+                assert principals == ["${AdminPrincipalArn}"], f"the function and the admin each on their own: {principals}"
+    assert saw_function, "the function's role may write"
+    if not rendered:
+        with_admin, without = data["Policy"]["Fn::If"][1:]
+        assert data["Policy"]["Fn::If"][0] == "HasAdmin"
+        assert "${AdminPrincipalArn}" not in sub_text(without), "no empty principal without AdminPrincipalArn"
+
+    if "CollectionRetentionPolicy" in r or not rendered:
+        life = r["CollectionRetentionPolicy"]
+        if not rendered:
+            assert condition_requires(t, life["Condition"], "ServerlessTimeSeries"), "search collections take no lifecycle policy"
+            assert t["Conditions"]["ServerlessTimeSeries"]["Fn::And"][1] == {"Fn::Equals": [{"Ref": "ServerlessCollectionType"}, "TIMESERIES"]}
+        assert life["Properties"]["Type"] == "retention"
+        (doc,) = _json_policies(life["Properties"]["Policy"])
+        assert doc["Rules"] == [
+            {"ResourceType": "index", "Resource": ["index/${DomainName}/${IndexPrefix}-*"], "MinIndexRetention": "${IndexRetentionDays}d"}
+        ], doc
+        days = t["Parameters"]["IndexRetentionDays"]
+        assert days.get("MinValue") == 0 and days.get("MaxValue") == 3650, "lifecycle policies take 24h to 3650d"
+
+    _, fn = function(t)
+    env = fn["Properties"]["Environment"]["Variables"]
+    if rendered:
+        assert env["SIGV4_SERVICE"] == "aoss" and env["OPENSEARCH_ENDPOINT"] == {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}
+        assert env.get("AOSS_COLLECTION_TYPE") == t["_values"]["ServerlessCollectionType"].lower()
+        assert env["RETENTION_DAYS"] == "0" and env["DASHBOARDS_URL"] == "" and env["INDEX_REPLICAS"] == ""
+    else:
+        assert env["SIGV4_SERVICE"] == {"Fn::If": ["UseServerless", "aoss", "es"]}, f"SIGV4_SERVICE: {env['SIGV4_SERVICE']}"
+        assert env["OPENSEARCH_ENDPOINT"]["Fn::If"][:2] == ["UseServerless", {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}], (
+            f"the collection's endpoint on Serverless: {env['OPENSEARCH_ENDPOINT']}"
+        )
+        assert env.get("AOSS_COLLECTION_TYPE") == {"Fn::If": ["ServerlessTimeSeries", "timeseries", {"Fn::If": ["UseServerless", "search", ""]}]}, (
+            f"AOSS_COLLECTION_TYPE search or timeseries on Serverless: {env.get('AOSS_COLLECTION_TYPE')}"
+        )
+        for var, value in (("RETENTION_DAYS", "0"), ("DASHBOARDS_URL", ""), ("INDEX_REPLICAS", "")):
+            assert env[var].get("Fn::If", [None, None])[:2] == ["UseServerless", value], f"{var} on Serverless: {env[var]}"
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -461,6 +1042,10 @@ def check_all(t):
     check_alarms(t)
     check_central_account(t)
     check_trail_files(t)
+    check_cognito(t)
+    check_secrets(t)
+    check_fine_grained_access(t)
+    check_serverless(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -560,17 +1145,19 @@ def test_environment_covers_every_variable_the_function_reads(template):
     )
     assert not (set(env) & set(LEFT_UNSET))
     assert env["AUTH"] == "sigv4"
-    # The single-node default domain gets INDEX_REPLICAS=0.
-    assert env["INDEX_REPLICAS"] == {"Fn::If": ["ReplicasAuto", {"Fn::If": ["SingleNodeDomain", "0", ""]}, {"Ref": "IndexReplicas"}]}
+    # The single-node default domain gets INDEX_REPLICAS=0; Serverless manages replicas itself.
+    assert env["INDEX_REPLICAS"] == {
+        "Fn::If": ["UseServerless", "", {"Fn::If": ["ReplicasAuto", {"Fn::If": ["SingleNodeDomain", "0", ""]}, {"Ref": "IndexReplicas"}]}]
+    }
 
 
 @pytest.mark.parametrize(
     "name, mutate",
     [
-        ("es:* for the function", lambda t: t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Action", "es:*")),
-        ("ESHttpDelete for the function", lambda t: t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].append("es:ESHttpDelete")),
-        ("function on every domain", lambda t: t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Resource", "*")),
-        ("Principal * without condition", lambda t: _domain_statements(t)[2]["Fn::If"][1].pop("Condition")),
+        ("es:* for the function", lambda t: _policy(t, "opensearch-write")[0].__setitem__("Action", "es:*")),
+        ("ESHttpDelete for the function", lambda t: _policy(t, "opensearch-write")[0]["Action"].append("es:ESHttpDelete")),
+        ("function on every domain", lambda t: _policy(t, "opensearch-write")[0].__setitem__("Resource", "*")),
+        ("Principal * without condition", lambda t: _domain_statement(t, "DashboardsFromAllowedCidr").pop("Condition")),
         ("open domain statement", lambda t: _domain_statements(t).append({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "es:ESHttpGet", "Resource": "*"})),
         ("function gets DELETE on the domain", lambda t: _domain_statements(t)[0]["Action"].append("es:ESHttpDelete")),
         ("CIDR may be 0.0.0.0/0", lambda t: t["Parameters"]["AllowedCidr"].__setitem__("AllowedPattern", "^.*$")),
@@ -602,6 +1189,73 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("unencrypted trail files queue", lambda t: t["Resources"]["TrailFilesQueue"]["Properties"].pop("SqsManagedSseEnabled")),
         ("trail files without batch item failures", lambda t: t["Resources"]["TrailFilesMapping"]["Properties"].pop("FunctionResponseTypes")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
+        # DashboardsAuth=cognito
+        ("wildcard principal for Cognito users", lambda t: _domain_statement(t, "DashboardsCognitoUsers").__setitem__("Principal", {"AWS": "*"})),
+        ("Cognito users on every domain", lambda t: _domain_statement(t, "DashboardsCognitoUsers").__setitem__("Resource", "*")),
+        ("Cognito users get es:*", lambda t: _domain_statement(t, "DashboardsCognitoUsers").__setitem__("Action", "es:*")),
+        ("users' role trusted by any identity provider", lambda t: _trust(t, "DashboardsAuthenticatedRole").__setitem__("Principal", {"Federated": "*"})),
+        ("users' role trusted by any principal", lambda t: _trust(t, "DashboardsAuthenticatedRole").__setitem__("Principal", "*")),
+        ("users' role for any identity pool", lambda t: _trust(t, "DashboardsAuthenticatedRole")["Condition"].pop("StringEquals")),
+        ("users' role for guests", lambda t: _trust(t, "DashboardsAuthenticatedRole")["Condition"]["ForAnyValue:StringLike"].__setitem__("cognito-identity.amazonaws.com:amr", "unauthenticated")),
+        ("users' role with its own grants", lambda t: t["Resources"]["DashboardsAuthenticatedRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AmazonOpenSearchServiceFullAccess"])),
+        ("guest identities", lambda t: t["Resources"]["DashboardsIdentityPool"]["Properties"].__setitem__("AllowUnauthenticatedIdentities", True)),
+        ("a guest role", lambda t: t["Resources"]["DashboardsIdentityPoolRoles"]["Properties"]["Roles"].__setitem__("unauthenticated", COGNITO_USERS_ROLE)),
+        ("self sign-up", lambda t: _user_pool(t)["AdminCreateUserConfig"].__setitem__("AllowAdminCreateUserOnly", False)),
+        ("no MFA option", lambda t: _user_pool(t).pop("MfaConfiguration")),
+        ("MFA off", lambda t: _user_pool(t).__setitem__("MfaConfiguration", "OFF")),
+        ("MFA parameter allows OFF", lambda t: t["Parameters"]["DashboardsMfa"]["AllowedValues"].append("OFF")),
+        ("MFA optional by default", lambda t: t["Parameters"]["DashboardsMfa"].__setitem__("Default", "OPTIONAL")),
+        ("no TOTP factor", lambda t: _user_pool(t).__setitem__("EnabledMfas", [])),
+        ("short passwords", lambda t: _user_pool(t)["Policies"]["PasswordPolicy"].__setitem__("MinimumLength", 8)),
+        ("passwords without symbols", lambda t: _user_pool(t)["Policies"]["PasswordPolicy"].__setitem__("RequireSymbols", False)),
+        ("threat protection never on", lambda t: _user_pool(t)["UserPoolAddOns"].__setitem__("AdvancedSecurityMode", "OFF")),
+        ("threat protection without its plan", lambda t: _user_pool(t).__setitem__("UserPoolTier", "ESSENTIALS")),
+        ("OpenSearch role on every user pool", lambda t: _cognito_role_statements(t)[0].__setitem__("Resource", "*")),
+        ("OpenSearch role on every identity pool", lambda t: _cognito_role_statements(t)[1].__setitem__("Resource", "*")),
+        ("OpenSearch role passes any role", lambda t: _cognito_role_statements(t)[3].__setitem__("Resource", "*")),
+        ("OpenSearch role passes roles to anyone", lambda t: _cognito_role_statements(t)[3].pop("Condition")),
+        ("OpenSearch role may delete pools", lambda t: _cognito_role_statements(t)[0]["Action"].append("cognito-idp:DeleteUserPool")),
+        ("OpenSearch role trusted by any principal", lambda t: _trust(t, "DashboardsCognitoRole").__setitem__("Principal", {"AWS": "*"})),
+        ("OpenSearch role with the managed policy", lambda t: t["Resources"]["DashboardsCognitoRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AmazonOpenSearchServiceCognitoAccess"])),
+        ("no CognitoOptions", lambda t: _domain(t).pop("CognitoOptions")),
+        ("domain does not wait for the sign-in domain", lambda t: _domain(t).pop("Tags")),
+        ("first user's password suppressed", lambda t: t["Resources"]["DashboardsAdminUser"]["Properties"].__setitem__("MessageAction", "SUPPRESS")),
+        # DashboardsAuth=internal
+        ("plain-text master password", lambda t: _master_user(t).__setitem__("MasterUserPassword", "Correct-Horse-Battery-9")),
+        ("master password from a parameter", lambda t: (t["Parameters"].__setitem__("MasterPassword", {"Type": "String", "NoEcho": True}), _master_user(t).__setitem__("MasterUserPassword", {"Ref": "MasterPassword"}))),
+        ("master password from another secret", lambda t: _master_user(t).__setitem__("MasterUserPassword", {"Fn::Sub": "{{resolve:secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:x:SecretString:password}}"})),
+        ("master user name in clear", lambda t: _master_user(t).__setitem__("MasterUserName", "admin")),
+        ("a written-down secret", lambda t: t["Resources"]["DashboardsMasterUser"]["Properties"].__setitem__("SecretString", '{"username":"a","password":"b"}')),
+        ("a short generated password", lambda t: t["Resources"]["DashboardsMasterUser"]["Properties"]["GenerateSecretString"].__setitem__("PasswordLength", 8)),
+        ("anonymous access under FGAC", lambda t: _fgac(t).__setitem__("AnonymousAuthEnabled", True)),
+        ("FGAC without its user database", lambda t: _fgac(t).__setitem__("InternalUserDatabaseEnabled", False)),
+        ("FGAC in every mode", lambda t: _domain(t).__setitem__("AdvancedSecurityOptions", _fgac(t))),
+        ("internal users open to the internet", lambda t: _guard(t, "DashboardsInternalUsersInVpc").__setitem__(0, "InternalAuth")),
+        ("internal users may DELETE", lambda t: _domain_statement(t, "DashboardsInternalUsersInVpc")["Action"].append("es:ESHttpDelete")),
+        ("an output shows the password", lambda t: t["Outputs"]["DashboardsMasterUserSecretArn"].__setitem__("Value", {"Fn::Sub": "{{resolve:secretsmanager:${DashboardsMasterUser}:SecretString:password}}"})),
+        # ServerlessCollection
+        ("wildcard principal in the data access policy", lambda t: _data_access_edit(t, lambda p: p.replace('"Principal":["${FunctionRole.Arn}"]', '"Principal":["*"]'))),
+        ("an account-wide principal in the data access policy", lambda t: _data_access_edit(t, lambda p: p.replace("${AdminPrincipalArn}", "arn:aws:iam::123456789012:root"))),
+        ("the function may delete indices", lambda t: _data_access_edit(t, lambda p: p.replace('"aoss:ReadDocument","aoss:WriteDocument"]}],"Principal":["${FunctionRole.Arn}"]', '"aoss:ReadDocument","aoss:WriteDocument","aoss:DeleteIndex"]}],"Principal":["${FunctionRole.Arn}"]'))),
+        ("the function gets aoss:*", lambda t: _data_access_edit(t, lambda p: p.replace('"Permission":["aoss:DescribeIndex","aoss:CreateIndex","aoss:UpdateIndex","aoss:ReadDocument","aoss:WriteDocument"]', '"Permission":["aoss:*"]'))),
+        ("the function on every index", lambda t: _data_access_edit(t, lambda p: p.replace("index/${DomainName}/${IndexPrefix}-*", "index/${DomainName}/*"))),
+        ("the admin on every collection", lambda t: _data_access_edit(t, lambda p: p.replace('"Resource":["index/${DomainName}/*"]', '"Resource":["index/*/*"]'))),
+        ("an empty admin principal", lambda t: t["Resources"]["CollectionDataAccessPolicy"]["Properties"]["Policy"]["Fn::If"].__setitem__(2, t["Resources"]["CollectionDataAccessPolicy"]["Properties"]["Policy"]["Fn::If"][1])),
+        ("aoss on every collection", lambda t: _policy(t, "opensearch-serverless-api")[0].__setitem__("Resource", "*")),
+        ("aoss:* for the function", lambda t: _policy(t, "opensearch-serverless-api")[0].__setitem__("Action", "aoss:*")),
+        ("aoss permissions with a domain", lambda t: _function_policy_if(t, "opensearch-serverless-api").__setitem__(0, "CreateDomain")),
+        ("es permissions on Serverless", lambda t: _function_policy_if(t, "opensearch-write").__setitem__(0, "CreateDomain")),
+        ("a domain beside the collection", lambda t: t["Conditions"].__setitem__("CreateDomain", {"Fn::And": [{"Fn::Equals": [{"Ref": "ExistingDomainEndpoint"}, ""]}, {"Fn::Equals": ["a", "a"]}]})),
+        ("a public network policy despite the VPC endpoint", lambda t: t["Resources"]["CollectionNetworkPolicy"]["Properties"]["Policy"]["Fn::If"].__setitem__(1, t["Resources"]["CollectionNetworkPolicy"]["Properties"]["Policy"]["Fn::If"][2])),
+        ("the network policy for every collection", lambda t: _sub_edit(t["Resources"]["CollectionNetworkPolicy"]["Properties"]["Policy"]["Fn::If"], 2, lambda p: p.replace("collection/${DomainName}", "collection/*"))),
+        ("encryption for another collection", lambda t: t["Resources"]["CollectionEncryptionPolicy"]["Properties"].__setitem__("Policy", {"Fn::Sub": '{"Rules":[{"ResourceType":"collection","Resource":["collection/other"]}],"AWSOwnedKey":true}'})),
+        ("the collection before its encryption policy", lambda t: t["Resources"]["Collection"].__setitem__("DependsOn", ["CollectionNetworkPolicy"])),
+        ("retention on a search collection", lambda t: t["Conditions"].__setitem__("ServerlessRetention", {"Fn::And": [{"Condition": "UseServerless"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "IndexRetentionDays"}, 0]}]}]})),
+        ("retention longer than AWS allows", lambda t: t["Parameters"]["IndexRetentionDays"].pop("MaxValue")),
+        ("the function signs for es on Serverless", lambda t: _env(t).__setitem__("SIGV4_SERVICE", "es")),
+        ("no collection type for the function", lambda t: _env(t).pop("AOSS_COLLECTION_TYPE")),
+        ("ISM on Serverless", lambda t: _env(t).__setitem__("RETENTION_DAYS", {"Ref": "IndexRetentionDays"})),
+        ("the function writes to the domain on Serverless", lambda t: _env(t)["OPENSEARCH_ENDPOINT"]["Fn::If"].__setitem__(1, {"Fn::Sub": "https://${Domain.DomainEndpoint}"})),
     ],
 )
 def test_the_checks_catch_a_widened_template(template, name, mutate):
@@ -647,5 +1301,306 @@ def _domain_statements(t):
     return _domain(t)["AccessPolicies"]["Statement"]
 
 
+def _env(t):
+    return t["Resources"]["Indexer"]["Properties"]["Environment"]["Variables"]
+
+
+def _function_policy_if(t, name):
+    for policy in t["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        if isinstance(policy, dict) and "Fn::If" in policy and name in [p["PolicyName"] for p in branches(policy)]:
+            return policy["Fn::If"]
+    raise AssertionError(f"no conditional policy {name}")
+
+
+def _sub_edit(holder, key, edit):
+    holder[key] = {"Fn::Sub": edit(sub_text(holder[key]))}
+
+
+def _data_access_edit(t, edit):
+    branches_ = t["Resources"]["CollectionDataAccessPolicy"]["Properties"]["Policy"]["Fn::If"]
+    for i in (1, 2):
+        _sub_edit(branches_, i, edit)
+
+
+def _domain_statement(t, sid):
+    for s, _ in statements_under(_domain(t)["AccessPolicies"]):
+        if s.get("Sid") == sid:
+            return s
+    raise AssertionError(f"no statement {sid}")
+
+
+def _guard(t, sid):
+    """The Fn::If arguments [condition, statement, NoValue] around statement `sid`."""
+    for item in _domain_statements(t):
+        if isinstance(item, dict) and "Fn::If" in item and item["Fn::If"][1].get("Sid") == sid:
+            return item["Fn::If"]
+    raise AssertionError(f"no conditional statement {sid}")
+
+
+def _trust(t, role):
+    return t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+
+
+def _user_pool(t):
+    return t["Resources"]["DashboardsUserPool"]["Properties"]
+
+
+def _cognito_role_statements(t):
+    return t["Resources"]["DashboardsCognitoRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def _fgac(t):
+    return _domain(t)["AdvancedSecurityOptions"]["Fn::If"][1]
+
+
+def _master_user(t):
+    return _fgac(t)["MasterUserOptions"]
+
+
 def test_the_checks_pass_on_the_template_itself(template):
     check_all(template)
+
+
+# ------------------------------------------------------------------------------------------------
+# Each sign-in mode, rendered
+# ------------------------------------------------------------------------------------------------
+ADMIN = "arn:aws:iam::123456789012:role/SecurityAdmin"
+SUBNETS = "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
+MODES = {
+    "none": {},
+    "none, admin and CIDR": dict(AdminPrincipalArn=ADMIN, AllowedCidr="203.0.113.7/32"),
+    "cognito": dict(DashboardsAuth="cognito", DashboardsAdminEmail="secops@example.com", AdminPrincipalArn=ADMIN),
+    "cognito, MFA optional, no threat protection": dict(
+        DashboardsAuth="cognito", DashboardsMfa="OPTIONAL", DashboardsThreatProtection="OFF", DashboardsDomainPrefix="acme-audit"
+    ),
+    "internal, public from a CIDR": dict(DashboardsAuth="internal", AllowedCidr="203.0.113.0/24"),
+    "internal, in a VPC": dict(DashboardsAuth="internal", SubnetIds=SUBNETS, SecurityGroupIds="sg-0123456789abcdef0"),
+    "an existing domain": dict(
+        ExistingDomainEndpoint="https://search-audit-abc.eu-west-1.es.amazonaws.com",
+        ExistingDomainArn="arn:aws:es:eu-west-1:123456789012:domain/audit",
+    ),
+    "serverless, search": dict(ServerlessCollection="true"),
+    "serverless, time series, VPC endpoint, admin": dict(
+        ServerlessCollection="true",
+        ServerlessCollectionType="TIMESERIES",
+        ServerlessVpcEndpointId="vpce-0123456789abcdef0",
+        AdminPrincipalArn=ADMIN,
+        IndexRetentionDays=30,
+    ),
+    "serverless, time series kept forever": dict(ServerlessCollection="true", ServerlessCollectionType="TIMESERIES", IndexRetentionDays=0),
+}
+
+
+def render(template, mode):
+    return Rendered(template, **MODES[mode])
+
+
+def sids(rendered):
+    return [s.get("Sid") for s in statements(rendered.resources["Domain"]["Properties"]["AccessPolicies"])]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_renders_whole_and_passes_the_checks(template, mode):
+    """What CloudFormation would create for the mode: no Rule refuses it, no reference points at a
+    resource it does not create, and the security checks hold on exactly that."""
+    r = render(template, mode)
+    assert r.refused_by() == []
+    assert r.dangling_references() == []
+    t = r.as_template()
+    checks = [check_no_unconditioned_star_principal, check_function_role, check_cognito, check_secrets, check_fine_grained_access, check_serverless]
+    if "Domain" in r.resources:
+        checks += [check_domain_settings, check_domain_access_policy]
+    for check in checks:
+        check(t)
+    # One backend, and the function signs for it.
+    backends = [n for n in ("Domain", "Collection") if n in r.resources]
+    env = r.resources["Indexer"]["Properties"]["Environment"]["Variables"]
+    if mode == "an existing domain":
+        assert backends == [] and env["OPENSEARCH_ENDPOINT"] == {"Ref": "ExistingDomainEndpoint"}
+    else:
+        assert len(backends) == 1, backends
+    assert env["SIGV4_SERVICE"] == ("aoss" if "Collection" in r.resources else "es")
+    assert env["AOSS_COLLECTION_TYPE"] == ("" if "Collection" not in r.resources else r.params["ServerlessCollectionType"].lower())
+
+
+def test_default_is_todays_domain(template):
+    """DashboardsAuth defaults to none, and then nothing of Cognito or FGAC exists."""
+    assert template["Parameters"]["DashboardsAuth"]["Default"] == "none"
+    r = render(template, "none")
+    for name in COGNITO_RESOURCES + ("DashboardsAdminUser", "DashboardsMasterUser"):
+        assert name not in r.resources, name
+    d = r.resources["Domain"]["Properties"]
+    assert not {"CognitoOptions", "AdvancedSecurityOptions", "Tags"} & set(d)
+    assert sids(r) == ["IndexerWrites"]
+    assert sids(render(template, "none, admin and CIDR")) == ["IndexerWrites", "AdminAllMethods", "DashboardsFromAllowedCidr"]
+    assert not {"DashboardsUserPoolId", "DashboardsSignInDomain", "DashboardsMasterUserSecretArn"} & set(r.outputs)
+
+
+def test_cognito_mode(template):
+    r = render(template, "cognito")
+    d = r.resources["Domain"]["Properties"]
+    assert d["CognitoOptions"]["Enabled"] is True and "AdvancedSecurityOptions" not in d
+    assert sids(r) == ["IndexerWrites", "AdminAllMethods", "DashboardsCognitoUsers"]
+    pool = r.resources["DashboardsUserPool"]["Properties"]
+    assert r.params["DashboardsMfa"] == "ON" and pool["MfaConfiguration"] == {"Ref": "DashboardsMfa"}
+    assert r.params["DashboardsThreatProtection"] == "ENFORCED" and pool["UserPoolTier"] == "PLUS"
+    # The default sign-in prefix, as CloudFormation would form it, is a valid one.
+    prefix = r.resources["DashboardsUserPoolDomain"]["Properties"]["Domain"]["Fn::Sub"]
+    prefix = prefix.replace("${DomainName}", r.params["DomainName"]).replace("${AWS::AccountId}", PSEUDO["AWS::AccountId"])
+    assert re.fullmatch(template["Parameters"]["DashboardsDomainPrefix"]["AllowedPattern"], prefix), prefix
+    assert not re.search("aws|amazon|cognito", prefix), f"Cognito refuses prefixes with reserved words: {prefix}"
+    assert r.resources["DashboardsAdminUser"]["Properties"]["Username"] == {"Ref": "DashboardsAdminEmail"}
+    assert "DashboardsMasterUser" not in r.resources
+    assert {"DashboardsUserPoolId", "DashboardsSignInDomain"} <= set(r.outputs)
+    assert "DashboardsMasterUserSecretArn" not in r.outputs
+
+
+def test_cognito_without_threat_protection_is_on_the_essentials_plan(template):
+    r = render(template, "cognito, MFA optional, no threat protection")
+    pool = r.resources["DashboardsUserPool"]["Properties"]
+    assert pool["UserPoolTier"] == "ESSENTIALS" and r.params["DashboardsThreatProtection"] == "OFF"
+    assert r.params["DashboardsMfa"] == "OPTIONAL" and pool["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
+    assert r.resources["DashboardsUserPoolDomain"]["Properties"]["Domain"] == {"Ref": "DashboardsDomainPrefix"}
+    assert "DashboardsAdminUser" not in r.resources, "no DashboardsAdminEmail, no user"
+
+
+def test_internal_mode_from_a_cidr(template):
+    r = render(template, "internal, public from a CIDR")
+    d = r.resources["Domain"]["Properties"]
+    fgac = d["AdvancedSecurityOptions"]
+    assert (fgac["Enabled"], fgac["InternalUserDatabaseEnabled"], fgac["AnonymousAuthEnabled"]) == (True, True, False)
+    assert fgac["MasterUserOptions"] == {
+        "MasterUserName": {"Fn::Sub": "{{resolve:secretsmanager:${DashboardsMasterUser}:SecretString:username}}"},
+        "MasterUserPassword": {"Fn::Sub": "{{resolve:secretsmanager:${DashboardsMasterUser}:SecretString:password}}"},
+    }
+    # What fine-grained access control requires, in this mode as in every other.
+    assert d["EncryptionAtRestOptions"]["Enabled"] is True and d["NodeToNodeEncryptionOptions"]["Enabled"] is True
+    assert d["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert "CognitoOptions" not in d and "VPCOptions" not in d
+    assert sids(r) == ["IndexerWrites", "DashboardsFromAllowedCidr"], "users sign in from AllowedCidr only"
+    assert r.outputs["DashboardsMasterUserSecretArn"]["Value"] == {"Ref": "DashboardsMasterUser"}, "the ARN, not the value"
+
+
+def test_internal_mode_in_a_vpc(template):
+    r = render(template, "internal, in a VPC")
+    d = r.resources["Domain"]["Properties"]
+    assert d["VPCOptions"]["SubnetIds"] == {"Ref": "SubnetIds"}
+    assert sids(r) == ["IndexerWrites", "DashboardsInternalUsersInVpc"]
+    open_statement = statements(d["AccessPolicies"])
+    open_statement = [s for s in open_statement if s["Sid"] == "DashboardsInternalUsersInVpc"][0]
+    assert open_statement["Principal"] == {"AWS": "*"} and "Condition" not in open_statement
+    assert d["AdvancedSecurityOptions"]["AnonymousAuthEnabled"] is False, "FGAC authenticates what the policy lets in"
+
+
+def test_the_unconditioned_statement_exists_only_for_internal_users_in_a_vpc(template):
+    """Of all the modes, only a VPC domain with internal users gets Principal * without a Condition."""
+    for mode in MODES:
+        r = render(template, mode)
+        if "Domain" not in r.resources:
+            continue
+        open_ = [s for s in statements(r.resources["Domain"]["Properties"]["AccessPolicies"]) if is_star(s["Principal"]) and "Condition" not in s]
+        assert bool(open_) == (mode == "internal, in a VPC"), mode
+
+
+REFUSED = {
+    "internal users from anywhere": (dict(DashboardsAuth="internal"), "DashboardsAuth=internal needs AllowedCidr"),
+    "cognito on a domain the stack does not create": (
+        dict(
+            DashboardsAuth="cognito",
+            ExistingDomainEndpoint="https://search-x.eu-west-1.es.amazonaws.com",
+            ExistingDomainArn="arn:aws:es:eu-west-1:123456789012:domain/audit",
+        ),
+        "DashboardsAuth configures the domain this stack creates",
+    ),
+    "a first user without cognito": (dict(DashboardsAdminEmail="secops@example.com"), "it needs DashboardsAuth=cognito"),
+    "cognito on a Serverless collection": (dict(ServerlessCollection="true", DashboardsAuth="cognito"), "DashboardsAuth is for a domain"),
+    "a collection and an existing domain": (
+        dict(
+            ServerlessCollection="true",
+            ExistingDomainEndpoint="https://search-x.eu-west-1.es.amazonaws.com",
+            ExistingDomainArn="arn:aws:es:eu-west-1:123456789012:domain/audit",
+        ),
+        "leave ExistingDomainEndpoint empty",
+    ),
+    "a VPC endpoint without a collection": (dict(ServerlessVpcEndpointId="vpce-0123456789abcdef0"), "it needs ServerlessCollection=true"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_the_rules_refuse_what_cannot_work(template, case):
+    params, message = REFUSED[case]
+    refused = Rendered(template, **params).refused_by()
+    assert any(message in m for m in refused), refused
+
+
+def test_parameters_that_would_not_deploy_are_refused_by_the_renderer(template):
+    """The renderer applies AllowedValues and patterns, so the mode tests cannot use values that
+    `sam deploy` would refuse."""
+    for bad in (dict(DashboardsAuth="saml"), dict(DashboardsMfa="OFF"), dict(DashboardsDomainPrefix="Not_Valid")):
+        with pytest.raises(AssertionError):
+            Rendered(template, **bad)
+
+
+def test_the_rendering_finds_a_dangling_reference(template):
+    """A property that names a conditional resource outside its condition is caught."""
+    broken = copy.deepcopy(template)
+    broken["Resources"]["Domain"]["Properties"]["CognitoOptions"] = broken["Resources"]["Domain"]["Properties"]["CognitoOptions"]["Fn::If"][1]
+    assert ("Domain", "DashboardsUserPool") in [(w.split(".")[0], n) for w, n in Rendered(broken).dangling_references()]
+
+
+# ------------------------------------------------------------------------------------------------
+# OpenSearch Serverless, rendered. Nothing here reached a real collection (no AWS account): these
+# are the resources and policies CloudFormation would be given.
+# ------------------------------------------------------------------------------------------------
+def _rendered_json(r, resource):
+    """A rendered policy's JSON with its ${...} filled in as CloudFormation would (names only)."""
+    text = sub_text(r.resources[resource]["Properties"]["Policy"])
+    for name, value in r.params.items():
+        text = text.replace("${%s}" % name, str(value))
+    return json.loads(text)
+
+
+def test_serverless_search_collection(template):
+    r = render(template, "serverless, search")
+    for name in ("Domain", "DomainLogGroup", "DomainLogPolicy", "CollectionRetentionPolicy"):
+        assert name not in r.resources, name
+    assert r.resources["Collection"]["Properties"]["Type"] == {"Ref": "ServerlessCollectionType"}
+    assert r.params["ServerlessCollectionType"] == "SEARCH", "search by default: _ids, each event once"
+    env = r.resources["Indexer"]["Properties"]["Environment"]["Variables"]
+    assert (env["SIGV4_SERVICE"], env["AOSS_COLLECTION_TYPE"], env["RETENTION_DAYS"]) == ("aoss", "search", "0")
+    assert env["OPENSEARCH_ENDPOINT"] == {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}
+    assert env["OPENSEARCH_REGION"] == {"Ref": "AWS::Region"}
+    policies = [p["PolicyName"] for p in r.resources["FunctionRole"]["Properties"]["Policies"]]
+    assert "opensearch-serverless-api" in policies and "opensearch-write" not in policies
+    (network,) = _rendered_json(r, "CollectionNetworkPolicy")
+    assert network["AllowFromPublic"] is True and "SourceVPCEs" not in network
+    data = _rendered_json(r, "CollectionDataAccessPolicy")
+    assert [entry["Principal"] for entry in data] == [["${FunctionRole.Arn}"]], "the function only, without an admin"
+    assert r.outputs["DomainEndpoint"]["Value"] == {"Fn::GetAtt": ["Collection", "CollectionEndpoint"]}
+    assert r.outputs["DashboardsUrl"]["Value"] == {"Fn::GetAtt": ["Collection", "DashboardEndpoint"]}
+    assert r.outputs["CollectionArn"]["Value"] == COLLECTION_ARN
+
+
+def test_serverless_time_series_collection_behind_a_vpc_endpoint(template):
+    r = render(template, "serverless, time series, VPC endpoint, admin")
+    env = r.resources["Indexer"]["Properties"]["Environment"]["Variables"]
+    assert env["AOSS_COLLECTION_TYPE"] == "timeseries"
+    (network,) = _rendered_json(r, "CollectionNetworkPolicy")
+    assert network["AllowFromPublic"] is False and network["SourceVPCEs"] == ["vpce-0123456789abcdef0"]
+    data = _rendered_json(r, "CollectionDataAccessPolicy")
+    assert [entry["Principal"] for entry in data] == [["${FunctionRole.Arn}"], [ADMIN]]
+    (retention,) = _rendered_json(r, "CollectionRetentionPolicy")["Rules"]
+    assert retention == {"ResourceType": "index", "Resource": ["index/cwl-indexer/cwl-*"], "MinIndexRetention": "30d"}
+
+
+def test_serverless_time_series_kept_forever_has_no_lifecycle_policy(template):
+    r = render(template, "serverless, time series kept forever")
+    assert "CollectionRetentionPolicy" not in r.resources
+
+
+def test_domains_have_no_serverless_resources(template):
+    for mode in ("none", "cognito", "internal, in a VPC", "an existing domain"):
+        r = render(template, mode)
+        for name in SERVERLESS_RESOURCES + ("CollectionRetentionPolicy",):
+            assert name not in r.resources, (mode, name)
+        assert "CollectionArn" not in r.outputs
