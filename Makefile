@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .PHONY: test-matrix help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
-	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench
+	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench bench-cluster-cost
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,8 +73,11 @@ fuzz-smoke: ## CI fuzz smoke test (stable): regressions, seeds and seed mutation
 fuzz-seed: ## Rebuild the fuzz seed corpus (fuzz/corpus/) from fixtures/
 	scripts/fuzz.sh seed
 
-bench: ## Benchmarks: transform (criterion), peak memory, cold start, end to end; report in target/bench/REPORT.md (BENCH_QUICK=1: shorter; see BENCHMARKS.md)
+bench: ## Benchmarks: transform (criterion), peak memory, cold start, end to end, cluster cost; report in target/bench/REPORT.md (BENCH_QUICK=1: shorter; see BENCHMARKS.md)
 	scripts/bench.sh
+
+bench-cluster-cost: ## Cluster cost alone: store bytes per document and indexing time, ours against the console function's (CLUSTER_COST_PROJECTIONS=1: issue 15's projected documents too)
+	scripts/bench.sh cluster-cost
 
 clean: ## Remove build output (and the local node's data under target/)
 	$(CARGO) clean

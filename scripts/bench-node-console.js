@@ -6,8 +6,13 @@
 // JSON.stringify an `index` action and the document, concatenate one string. No body compression.
 //
 //   node scripts/bench-node-console.js EVENT_FILE [ITERATIONS]
+//   node scripts/bench-node-console.js EVENT_FILE --body OUT_FILE
 //
-// Prints JSON: the first iteration (cold JIT) and the median/min/max of the others, in ms.
+// Prints JSON: the first iteration (cold JIT) and the median/min/max of the others, in ms. With --body,
+// writes the bulk body the function would send for EVENT_FILE to OUT_FILE instead (for the cluster-cost
+// bench, scripts/bench-cluster-cost.py) and prints its event and byte counts. The function of that era
+// also set `_type` (the log group) in the action; OpenSearch 2 refuses it, so it is left out here, as a
+// current deployment of the function would have to.
 'use strict';
 const fs = require('fs');
 const zlib = require('zlib');
@@ -51,8 +56,15 @@ function once(data) {
   return [ms, body.length, payload.logEvents.length];
 }
 
-const [file, n = '30'] = process.argv.slice(2);
+const [file, n = '30', out] = process.argv.slice(2);
 const data = JSON.parse(fs.readFileSync(file, 'utf8')).awslogs.data;
+if (n === '--body') {
+  const payload = JSON.parse(zlib.gunzipSync(Buffer.from(data, 'base64')).toString('utf8'));
+  const body = transform(payload);
+  fs.writeFileSync(out, body);
+  console.log(JSON.stringify({ events: payload.logEvents.length, body_bytes: Buffer.byteLength(body) }));
+  process.exit(0);
+}
 const [first, bytes, events] = once(data);
 const times = [];
 for (let i = 0; i < Number(n); i++) times.push(once(data)[0]);

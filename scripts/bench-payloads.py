@@ -68,8 +68,10 @@ class Serial:
         return ms, minify(rec)
 
 
-def event_file(messages):
-    """(Lambda event bytes, envelope bytes, gzip bytes) for (timestamp, message) pairs."""
+def event_file(messages, stream=0):
+    """(Lambda event bytes, envelope bytes, gzip bytes) for (timestamp, message) pairs. Log event ids
+    are 56 digits, unique across the files of a run (`stream` numbers the file), as CloudWatch's are:
+    the console function's documents (bench-cluster-cost.py) use them as `_id`."""
     envelope = {
         "messageType": "DATA_MESSAGE",
         "owner": "111122223333",
@@ -77,7 +79,7 @@ def event_file(messages):
         "logStream": "111122223333_CloudTrail_us-east-1",
         "subscriptionFilters": ["cwl-indexer"],
         "logEvents": [
-            {"id": f"37{n:054d}", "timestamp": ts, "message": msg} for n, (ts, msg) in enumerate(messages)
+            {"id": f"37{stream:04d}{n:050d}", "timestamp": ts, "message": msg} for n, (ts, msg) in enumerate(messages)
         ],
     }
     raw = minify(envelope).encode()
@@ -125,20 +127,21 @@ def main():
     serial = Serial()
     manifest = {}
 
-    def write(name, messages=None, built=None):
-        event, raw, gz = built if built else event_file(messages)
+    def write(name, messages=None, built=None, stream=0):
+        event, raw, gz = built if built else event_file(messages, stream)
         with open(os.path.join(out, name), "wb") as f:
             f.write(event)
         count = raw.count(b'"message":')
         manifest[name] = {"events": count, "envelope_bytes": len(raw), "gzip_bytes": len(gz), "event_bytes": len(event)}
 
-    write("realistic.json", fill(recs, serial, "realistic"))
-    write("small.json", fill([r for r in recs if len(minify(r).encode()) < 1000], serial, "small"))
-    write("large.json", fill([big], serial, "large"))
+    write("realistic.json", fill(recs, serial, "realistic"), stream=1)
+    write("small.json", fill([r for r in recs if len(minify(r).encode()) < 1000], serial, "small"), stream=2)
+    write("large.json", fill([big], serial, "large"), stream=3)
     event, raw, gz, _ = async_worst(big, serial)
     write("async-limit.json", built=(event, raw, gz))
     for b in range(int(os.environ.get("E2E_BATCHES", "8"))):
-        write(f"e2e/{b:02d}.json", fill(recs[(b * 97) % len(recs):] + recs[: (b * 97) % len(recs)], serial, f"e2e{b}"))
+        write(f"e2e/{b:02d}.json", fill(recs[(b * 97) % len(recs):] + recs[: (b * 97) % len(recs)], serial, f"e2e{b}"),
+              stream=10 + b)
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -5,10 +5,11 @@
 
 Reads target/criterion/<workload>/<bench>/new/sample.json (criterion's raw samples: per sample, the
 iteration count and the total time), target/bench/transform-sizes.json, coldstart.json, memory.json
-and e2e.json, whichever exist. Every figure is a median with its min-max; ratios are taken within one
+e2e.json and cluster-cost.json, whichever exist. Every figure is a median with its min-max; ratios are taken within one
 run only. Missing parts are reported as missing, never invented.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -241,6 +242,18 @@ def cost_section(out, sizes, e2e, node):
                    "connection per invocation (no keep-alive agent), a TLS handshake per batch not counted above.\n")
 
 
+def cluster_cost_section(out):
+    c = load("cluster-cost.json")
+    if not c:
+        out.append("Cluster cost: not run (scripts/bench-cluster-cost.sh).\n")
+        return
+    spec = importlib.util.spec_from_file_location("bench_cluster_cost", os.path.join(ROOT, "scripts", "bench-cluster-cost.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out.append("### Cluster cost (scripts/bench-cluster-cost.sh)\n")
+    out.append(module.table(c))
+
+
 def main():
     out = ["## Results of this run\n"]
     sizes = transform_section(out)
@@ -250,6 +263,7 @@ def main():
     memory_section(out)
     e2e = e2e_section(out)
     cost_section(out, sizes, e2e, node)
+    cluster_cost_section(out)
     text = "\n".join(out) + "\n"
     os.makedirs(BENCH, exist_ok=True)
     with open(os.path.join(BENCH, "REPORT.md"), "w") as f:
