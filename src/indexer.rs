@@ -254,7 +254,13 @@ impl Indexer {
         summary: &mut Summary,
     ) -> Result<(), HandlerError> {
         let batch = Batch { envelope, deadline };
-        let mut encoder = BulkEncoder::new(&self.config, envelope).with_enrichment(&self.enrichment);
+        let full_text = self
+            .config
+            .full_text_subtrees
+            .enabled(sink.subtrees_indexed(deadline).await);
+        let mut encoder = BulkEncoder::new(&self.config, envelope)
+            .with_enrichment(&self.enrichment)
+            .with_full_text(full_text);
         while encoder.next_chunk(chunk) {
             summary.chunks += 1;
             summary.built_bytes += chunk.body().len();

@@ -69,6 +69,14 @@ pub trait Sink {
         batch: &Batch<'_>,
         delivery: &mut Delivery,
     ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Whether the cluster indexes free-form subtrees itself (`flat_object`, `flattened`), so
+    /// that `FULL_TEXT_SUBTREES=auto` leaves the `@json` copies out; asked before each
+    /// envelope is encoded. `None` when not known (a dry run, a cluster not reached yet).
+    fn subtrees_indexed(&mut self, deadline: Option<Instant>) -> impl Future<Output = Option<bool>> {
+        let _ = deadline;
+        std::future::ready(None)
+    }
 }
 
 /// What one invocation did, logged as one line and returned as the Lambda response.

@@ -1,5 +1,10 @@
 //! The field table shared by the document encoder and the index template, so the shapes
-//! the encoder lets through and the mappings the cluster enforces can never disagree.
+//! the encoder lets through and the mappings the cluster enforces can never disagree; and the
+//! promoted fields ([`promoted`]), the typed copies of well-known subtree paths.
+
+pub mod promoted;
+
+pub use promoted::{MAX_PROMOTED_STRING, PROMOTED, PROMOTED_PREFIX, Promote};
 
 /// How a field is mapped, and so which JSON values it accepts without rejecting a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +24,12 @@ pub enum Shape {
     Object(&'static [(&'static str, Shape)]),
 }
 
-/// The fields the indexer itself writes. A record's own top-level key with one of these names
-/// (or any name OpenSearch would refuse, see [`is_awkward_name`]) is moved under
-/// `@unindexed` instead of producing a duplicate key.
-pub const ADDED_FIELDS: [&str; 11] = [
+/// The fields the indexer itself writes, or the template holds aliases under (`event`,
+/// `cloud`, `user_agent`, `timestamp`: a document writing a value at an alias path is refused
+/// whole). A record's own top-level key with one of these names (or any name OpenSearch would
+/// refuse, see [`is_awkward_name`]) is moved under `@unindexed` instead of producing a
+/// duplicate key or a refused document.
+pub const ADDED_FIELDS: [&str; 17] = [
     "@id",
     "@timestamp",
     "@owner",
@@ -34,6 +41,12 @@ pub const ADDED_FIELDS: [&str; 11] = [
     "@json",
     "source",
     "signal",
+    "aws",
+    "event",
+    "cloud",
+    "user_agent",
+    "user",
+    "timestamp",
 ];
 
 /// True for top-level keys that cannot be indexed under their own name: ours, names

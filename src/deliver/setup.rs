@@ -268,6 +268,17 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
     })
 }
 
+/// The flavor of the cluster behind `os`, for a sink that does not run setup. An error only
+/// when `GET /` could not be asked at all; an answer other than 200 is the flavor every engine
+/// accepts, as in [`run`].
+pub async fn detect_flavor(os: &OpenSearch, timeout: Duration) -> Result<Flavor, SetupError> {
+    let client = Client { os, timeout };
+    Ok(match client.call("GET /", Method::GET, "", None).await? {
+        (200, root) => Flavor::detect(&root),
+        _ => Flavor::Disabled,
+    })
+}
+
 async fn detect(client: &Client<'_>) -> Cluster {
     match client.call("GET /", Method::GET, "", None).await {
         Ok((200, root)) => Cluster {

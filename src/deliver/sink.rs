@@ -12,8 +12,8 @@ use super::client::{Client, RequestError};
 use super::dead_letter::{self, DeadLetter};
 use super::response::{self, BulkVerdict, ItemOutcome};
 use super::setup;
-use crate::config::{Config, RetryPolicy, SetupConfig, SinkConfig};
-use crate::index::{BulkChunk, push_repaired};
+use crate::config::{Config, FullText, RetryPolicy, SetupConfig, SinkConfig};
+use crate::index::{BulkChunk, Flavor, push_repaired};
 use crate::pipeline::{Batch, Delivery, Sink};
 
 /// Why delivery failed; the invocation fails and Lambda retries the whole payload, which
@@ -74,6 +74,8 @@ pub struct OpenSearch {
     setup: SetupConfig,
     setup_done: tokio::sync::OnceCell<setup::Report>,
     last_setup_failure: Mutex<Option<Instant>>,
+    /// The cluster's flavor when setup is off (asked once with `GET /`).
+    flavor: tokio::sync::OnceCell<Flavor>,
 }
 
 /// After a failed setup, the next write tries again only after this long.
@@ -102,6 +104,7 @@ impl OpenSearch {
             setup: config.setup.clone(),
             setup_done: tokio::sync::OnceCell::new(),
             last_setup_failure: Mutex::new(None),
+            flavor: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -136,6 +139,30 @@ impl OpenSearch {
         }
     }
 
+    /// The cluster's flavor, once known: from the setup report, or (setup off) from `GET /`,
+    /// asked once. Setup runs here if it has not yet, so the first envelope is encoded for
+    /// the cluster it goes to.
+    async fn flavor(&self, deadline: Option<Instant>) -> Option<Flavor> {
+        self.ensure_setup(deadline).await;
+        if let Some(report) = self.setup_done.get() {
+            return Some(report.cluster.flavor);
+        }
+        if self.setup.install {
+            // Setup failed: retried later; until then the flavor is not known.
+            return None;
+        }
+        let timeout = self
+            .retry
+            .attempt_timeout(Instant::now(), deadline)
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_secs(10));
+        self.flavor
+            .get_or_try_init(|| setup::detect_flavor(&self.client, timeout))
+            .await
+            .ok()
+            .copied()
+    }
+
     /// Delivers one chunk: retries, 413 splits, dead letters. Errors mean some item is
     /// neither indexed nor dead-lettered.
     async fn deliver(&self, chunk: &BulkChunk, batch: &Batch<'_>, delivery: &mut Delivery) -> Result<(), SinkError> {
@@ -149,8 +176,18 @@ impl OpenSearch {
         let (repairable, mut dead): (Vec<_>, Vec<_>) = dead.into_iter().partition(DeadLetter::is_repairable);
         if result.is_ok() && !repairable.is_empty() {
             let mut repaired = BulkChunk::default();
+            // Re-encoded for the cluster, as the encoder did (rare: a clone is fine).
+            let subtrees_indexed = self.flavor(batch.deadline).await.map(Flavor::indexes_subtrees);
+            let documents = Config {
+                full_text_subtrees: if self.documents.full_text_subtrees.enabled(subtrees_indexed) {
+                    FullText::On
+                } else {
+                    FullText::Off
+                },
+                ..self.documents.clone()
+            };
             for d in repairable {
-                if !push_repaired(&mut repaired, &self.documents, batch.envelope, d.event, d.kind) {
+                if !push_repaired(&mut repaired, &documents, batch.envelope, d.event, d.kind) {
                     dead.push(d);
                 }
             }
@@ -352,5 +389,9 @@ impl Sink for &OpenSearch {
 
     async fn send(&mut self, chunk: &BulkChunk, batch: &Batch<'_>, delivery: &mut Delivery) -> Result<(), Self::Error> {
         self.deliver(chunk, batch, delivery).await
+    }
+
+    async fn subtrees_indexed(&mut self, deadline: Option<Instant>) -> Option<bool> {
+        self.flavor(deadline).await.map(Flavor::indexes_subtrees)
     }
 }

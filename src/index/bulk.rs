@@ -147,6 +147,7 @@ pub struct BulkEncoder<'a> {
     next: usize,
     enrichment: Option<&'a Enrichment>,
     signals: Signals,
+    full_text: bool,
 }
 
 impl<'a> BulkEncoder<'a> {
@@ -163,7 +164,15 @@ impl<'a> BulkEncoder<'a> {
             next: 0,
             enrichment: None,
             signals: Signals::default(),
+            full_text: config.full_text_subtrees.enabled(None),
         }
+    }
+
+    /// Whether CloudTrail documents carry the `@json` text copies (the resolved
+    /// `FULL_TEXT_SUBTREES`; without this call, as if the cluster were not known).
+    pub fn with_full_text(mut self, full_text: bool) -> Self {
+        self.full_text = full_text;
+        self
     }
 
     /// Adds enrichment and detections to every CloudTrail document.
@@ -190,7 +199,14 @@ impl<'a> BulkEncoder<'a> {
         while let Some(event) = self.events.get(self.next) {
             let start = chunk.body.len();
             let enrich = self.enrichment.map(|e| (e, &mut self.signals));
-            let kind = document::write_document(&mut chunk.body, self.config, &self.origin, event, enrich);
+            let kind = document::write_document(
+                &mut chunk.body,
+                self.config,
+                &self.origin,
+                event,
+                self.full_text,
+                enrich,
+            );
             if chunk.body.len() > max && !chunk.items.is_empty() {
                 // Does not fit: leave it for the next chunk. One wasted encode per chunk.
                 chunk.body.truncate(start);

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::json::{write_escaped, write_json_str};
+use super::promoted::write_promoted;
 use crate::config::{Config, RawMessage};
 use crate::ingest::event_id::{MAX_ID_BYTES, id_parts, parse_event_time};
 use crate::ingest::{self, Field, LogEvent, Message, Placement, Record};
@@ -47,19 +48,29 @@ pub struct Origin<'a> {
     pub log_stream: &'a str,
 }
 
-/// Appends the action line and the document line for `event` to `out`, without enrichment.
+/// Appends the action line and the document line for `event` to `out`, without enrichment,
+/// with `@json` copies as `config.full_text_subtrees` says for a cluster not known.
 pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event: &LogEvent<'_>) -> DocKind {
-    write_document(out, config, origin, event, None)
+    write_document(
+        out,
+        config,
+        origin,
+        event,
+        config.full_text_subtrees.enabled(None),
+        None,
+    )
 }
 
-/// Appends the action line and the document line for `event` to `out`; with `enrich`, a
-/// CloudTrail record also gets `source.geo`/`source.as` and `signal`, and its matches are
-/// kept in the invocation's [`Signals`].
+/// Appends the action line and the document line for `event` to `out`; with `full_text`, a
+/// CloudTrail record's free-form fields get `@json` text copies; with `enrich`, it also gets
+/// `source.geo`/`source.as` and `signal`, and its matches are kept in the invocation's
+/// [`Signals`].
 pub fn write_document(
     out: &mut Vec<u8>,
     config: &Config,
     origin: &Origin<'_>,
     event: &LogEvent<'_>,
+    full_text: bool,
     enrich: Option<(&Enrichment, &mut Signals)>,
 ) -> DocKind {
     let message = ingest::classify(&event.message);
@@ -113,7 +124,8 @@ pub fn write_document(
         write_json_str(out, &e.to_string());
     }
     if let Some(record) = record {
-        write_fields(out, record);
+        write_fields(out, record, full_text);
+        write_promoted(out, &ingest::promote(record));
         let (findings, signals) = match enrich {
             Some((enrichment, signals)) => (enrichment.examine(record, signals), Some(signals)),
             None => {
@@ -216,9 +228,9 @@ fn text_at(record: &Record<'_>, path: &[&str]) -> Option<String> {
     value.as_str().map(str::to_owned)
 }
 
-/// Writes a record's fields where their placement says, then the `@unindexed` and `@json`
-/// objects.
-fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
+/// Writes a record's fields where their placement says, then the `@unindexed` object and,
+/// with `full_text`, the `@json` one.
+fn write_fields(out: &mut Vec<u8>, record: &Record<'_>, full_text: bool) {
     let write_key = |out: &mut Vec<u8>, f: &Field<'_>| {
         out.push(b',');
         write_json_str(out, &f.key);
@@ -247,6 +259,9 @@ fn write_fields(out: &mut Vec<u8>, record: &Record<'_>) {
             write_raw(out, f.value.get());
         },
     );
+    if !full_text {
+        return;
+    }
     write_object(out, "@json", record.fields.iter().filter(|f| f.text_copy), |out, f| {
         write_json_str(out, f.value.get());
     });
@@ -574,6 +589,7 @@ mod tests {
             &Config::default(),
             &ORIGIN,
             &event(msg, 0),
+            true,
             Some((&enrichment, &mut signals)),
         );
         let doc: Value = serde_json::from_slice(out.split(|b| *b == b'\n').nth(1).unwrap()).unwrap();

@@ -3,7 +3,8 @@
 //! cut into chunks under `BULK_MAX_BYTES`; plus the index templates the documents are mapped
 //! by, and the other documents the pipeline writes (dead letters, repaired records).
 //!
-//! - `document`: one event's item; `json`: the string escaping it writes with.
+//! - `document`: one event's item; `json`: the string escaping it writes with; `promoted`: the
+//!   `aws.cloudtrail.*` copies and the computed `event.outcome`, `user.name`.
 //! - `bulk`: the body and its chunks, each item's byte range kept for re-slicing on retry.
 //! - `template`: the document and dead-letter templates, built from [`crate::schema`].
 //! - `dead_letter`, `repair`: the dead-letter document and the duplicate-key re-encoding.
@@ -12,6 +13,7 @@ pub(crate) mod bulk;
 pub(crate) mod dead_letter;
 pub(crate) mod document;
 pub(crate) mod json;
+pub(crate) mod promoted;
 pub(crate) mod repair;
 pub(crate) mod template;
 

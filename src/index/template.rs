@@ -41,6 +41,12 @@ impl Flavor {
         }
     }
 
+    /// True where free-form subtrees are indexed (`flat_object`, `flattened`): the `@json`
+    /// text copies are then optional (`FULL_TEXT_SUBTREES=auto` leaves them out).
+    pub fn indexes_subtrees(self) -> bool {
+        self != Self::Disabled
+    }
+
     /// The name recorded in the template's `_meta`.
     pub fn as_str(self) -> &'static str {
         match self {

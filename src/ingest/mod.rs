@@ -5,10 +5,12 @@
 //! - `envelope`: the subscription payload and the envelope inside it.
 //! - `trailfile`, `s3`: CloudTrail's own S3 files, read from a [`TrailStore`].
 //! - `record`: one message classified as a CloudTrail record, other JSON, text or invalid.
+//! - `promote`: a record's promoted values (typed copies of subtree paths) and computed fields.
 //! - `event_id`: what identifies a CloudTrail event on every path (`_id`, `eventTime`).
 
 pub(crate) mod envelope;
 pub(crate) mod event_id;
+pub(crate) mod promote;
 pub(crate) mod record;
 pub(crate) mod s3;
 pub(crate) mod trailfile;
@@ -18,6 +20,7 @@ pub use envelope::{
     parse_envelope,
 };
 pub use event_id::{MAX_ID_BYTES, cloudtrail_doc_id, parse_event_time};
+pub use promote::{Promoted, PromotedValue, promote};
 pub use record::{Field, MAX_NESTING, Message, Placement, Record, RecordError, classify};
 pub use s3::{Object, S3Error, TrailStore, parse_s3_url};
 pub use trailfile::{Gunzip, KeyKind, TrailFileError, TrailKey, classify_key, gunzip};
