@@ -1,9 +1,12 @@
 //! The field table shared by the document encoder and the index template, so the shapes
 //! the encoder lets through and the mappings the cluster enforces can never disagree; and the
-//! promoted fields ([`promoted`]), the typed copies of well-known subtree paths.
+//! promoted fields ([`promoted`]), the typed copies of well-known subtree paths, and the
+//! field aliases ([`aliases`]) that give the platforms' names to concrete fields.
 
+pub mod aliases;
 pub mod promoted;
 
+pub use aliases::{COMPUTED_FIELDS, ECS_ALIASES, SECURITY_ANALYTICS_ALIASES};
 pub use promoted::{MAX_PROMOTED_STRING, PROMOTED, PROMOTED_PREFIX, Promote};
 
 /// How a field is mapped, and so which JSON values it accepts without rejecting a document.

@@ -3,11 +3,18 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::schema::{CLOUDTRAIL_FIELDS, Shape};
+use crate::schema::{
+    CLOUDTRAIL_FIELDS, COMPUTED_FIELDS, ECS_ALIASES, PROMOTED, PROMOTED_PREFIX, Promote, SECURITY_ANALYTICS_ALIASES,
+    Shape,
+};
 
 /// The templates' `version`, bumped with their layout. Whether an installed template is
 /// current is decided by a fingerprint of its whole body (see [`crate::deliver::setup`]).
-pub const TEMPLATE_VERSION: u64 = 1;
+pub const TEMPLATE_VERSION: u64 = 2;
+
+/// Unique identifiers: searched by value, never aggregated or sorted on, so they keep no doc
+/// values (49 B per document on the shared batches, BENCHMARKS.md "Cluster cost").
+const NO_DOC_VALUES: &[&str] = &["@id", "eventID", "requestID", "sharedEventID"];
 
 /// How free-form subtrees are mapped, chosen by asking the cluster what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +112,58 @@ fn mapping(shape: Shape, flavor: Flavor) -> Value {
     }
 }
 
+fn promoted_mapping(kind: Promote) -> Value {
+    match kind {
+        Promote::Keyword => keyword(),
+        Promote::Long => json!({"type": "long", "ignore_malformed": true}),
+        Promote::Boolean => json!({"type": "boolean"}),
+        Promote::Ip => json!({"type": "ip", "ignore_malformed": true}),
+    }
+}
+
+/// Puts `mapping` at the dotted `path` under `properties`, creating `dynamic: false` objects
+/// on the way (only the encoder writes below them) and entering existing ones.
+fn put(properties: &mut Map<String, Value>, path: &str, mapping: Value) {
+    let mut parts = path.split('.').peekable();
+    let mut node = properties;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            node.insert(part.to_owned(), mapping);
+            return;
+        }
+        let child = node
+            .entry(part.to_owned())
+            .or_insert_with(|| json!({"type": "object", "dynamic": false, "properties": {}}));
+        if child.get("properties").is_none() {
+            child["properties"] = json!({});
+        }
+        let Some(next) = child["properties"].as_object_mut() else {
+            return;
+        };
+        node = next;
+    }
+}
+
+/// The promoted fields (`aws.cloudtrail.<path>`), the computed `event.outcome` and
+/// `user.name`, and the ECS and Security Analytics aliases.
+fn platform_fields(properties: &mut Map<String, Value>, flavor: Flavor) {
+    for (path, kind) in PROMOTED {
+        put(properties, &format!("{PROMOTED_PREFIX}{path}"), promoted_mapping(*kind));
+    }
+    for name in COMPUTED_FIELDS {
+        put(properties, name, keyword());
+    }
+    for (alias, target) in ECS_ALIASES.iter().chain(SECURITY_ANALYTICS_ALIASES) {
+        // An alias cannot point at an `enabled: false` object: without `flat_object` or
+        // `flattened`, the free-form root is searchable through its `@json` copy only.
+        let target = match (flavor, *target) {
+            (Flavor::Disabled, "responseElements") => "@json.responseElements",
+            (_, t) => t,
+        };
+        put(properties, alias, json!({"type": "alias", "path": target}));
+    }
+}
+
 /// The composable index template for `<prefix>-*`, with `replicas` and an ILM policy
 /// (Elasticsearch) if given.
 pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, lifecycle: Option<&str>) -> Value {
@@ -122,7 +181,15 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, li
         ("@message", text.clone()),
         ("@parse_error", text.clone()),
         ("@unindexed", json!({"type": "object", "enabled": false})),
-        ("@json", json!({"type": "object", "dynamic": true})),
+        (
+            "@json",
+            if flavor == Flavor::Disabled {
+                // Declared, so that the Security Analytics alias can point at it.
+                json!({"type": "object", "dynamic": true, "properties": {"responseElements": text.clone()}})
+            } else {
+                json!({"type": "object", "dynamic": true})
+            },
+        ),
         (
             "source",
             json!({"type": "object", "dynamic": false, "properties": {
@@ -145,6 +212,12 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, li
     ] {
         properties.insert(name.to_owned(), value);
     }
+    for name in NO_DOC_VALUES {
+        if let Some(field) = properties.get_mut(*name) {
+            field["doc_values"] = json!(false);
+        }
+    }
+    platform_fields(&mut properties, flavor);
     let mut template = json!({
         "index_patterns": [format!("{prefix}-*")],
         "priority": 100,
