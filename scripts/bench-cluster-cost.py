@@ -85,13 +85,16 @@ def run(cmd, env=None, stdout=None):
     return subprocess.run(cmd, env=full, stdout=stdout, check=True, cwd=ROOT)
 
 
-def our_bodies(cli, files):
-    env = {"INDEX_PREFIX": PREFIX, "AUTH": "none", "DETECTIONS": "true", "RUST_LOG": "warn",
+def our_bodies(cli, files, full_text, prefix=PREFIX):
+    """`replay --dry-run` writes the bodies; a dry run does not know the cluster, so FULL_TEXT_SUBTREES
+    is given as `auto` resolves it for this node (from the flavor setup recorded in the template)."""
+    env = {"INDEX_PREFIX": prefix, "AUTH": "none", "DETECTIONS": "true", "RUST_LOG": "warn",
+           "FULL_TEXT_SUBTREES": "true" if full_text else "false",
            "GEOIP_DB": os.path.join(ROOT, "fixtures/geo/city-subset.mmdb"),
            "GEOIP_ASN_DB": os.path.join(ROOT, "fixtures/geo/asn-subset.mmdb")}
     out = []
     for f in files:
-        path = os.path.join(WORK, "ours-" + os.path.basename(f).replace(".json", ".ndjson"))
+        path = os.path.join(WORK, prefix + "-" + os.path.basename(f).replace(".json", ".ndjson"))
         with open(path, "wb") as fh:
             run([cli, "replay", "--dry-run", f], env=env, stdout=fh)
         with open(path, "rb") as fh:
@@ -353,10 +356,20 @@ def main():
     node = Node(args.url)
     run([args.cli, "--endpoint", args.url, "setup", "--index-replicas", "0", "--retention-days", "0"],
         env={"INDEX_PREFIX": PREFIX, "AUTH": "none", "RUST_LOG": "warn"}, stdout=subprocess.DEVNULL)
-    ours = our_bodies(args.cli, files)
+    installed = node.call("GET", f"/_index_template/cwl-indexer-{PREFIX}")["index_templates"][0]["index_template"]
+    auto_full_text = installed["_meta"]["flavor"] == "disabled"
+    ours = our_bodies(args.cli, files, auto_full_text)
     console = console_bodies(files)
     events = sum(b.count(b"\n") for b in ours) // 2
-    variants = [("ours", f"{PREFIX}-*", ours), ("console", "console-benchcost-*", console)]
+    # `-2*`: the daily indices only, not the other variants' `<PREFIX>-nojson-*`.
+    variants = [("ours", f"{PREFIX}-2*", ours), ("console", "console-benchcost-*", console)]
+    if not auto_full_text:
+        # The trade-off FULL_TEXT_SUBTREES=true buys: the same documents with their @json copies,
+        # into the same template under a prefix of their own.
+        full = PREFIX.replace("-", "") + "ft"
+        run([args.cli, "--endpoint", args.url, "setup", "--index-replicas", "0", "--retention-days", "0"],
+            env={"INDEX_PREFIX": full, "AUTH": "none", "RUST_LOG": "warn"}, stdout=subprocess.DEVNULL)
+        variants.append(("ours-full-text", f"{full}-2*", our_bodies(args.cli, files, True, full)))
     if args.projections:
         proj = Projection()
         installed = node.call("GET", f"/_index_template/cwl-indexer-{PREFIX}")["index_templates"][0]["index_template"]

@@ -43,7 +43,21 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
     let third = setup::run(&pipeline.opensearch, &prefix, &changed, timeout)
         .await
         .unwrap();
-    assert!(third.templates.iter().all(|(_, c)| *c == Change::Updated), "{third:?}");
+    let settings = cwl_indexer::index::component_name(&prefix, "settings");
+    let deadletter = cwl_indexer::index::deadletter_template_name(&prefix);
+    for (name, change) in &third.templates {
+        let expected = if *name == settings || *name == deadletter {
+            Change::Updated
+        } else {
+            Change::Unchanged
+        };
+        assert_eq!(*change, expected, "{name}: {third:?}");
+    }
+    assert_eq!(
+        third.templates.len(),
+        5,
+        "three components, the index template, the dead-letter template"
+    );
 
     let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
     let has_ism = plugins
@@ -185,4 +199,95 @@ async fn the_dashboards_import_request_is_what_the_import_api_takes() {
             .iter()
             .any(|o| o["type"] == "dashboard" && o["attributes"]["title"] == "CloudTrail audit")
     );
+}
+
+#[tokio::test]
+async fn an_older_template_is_upgraded_in_place_keeping_components_we_did_not_write() {
+    let prefix = node::unique_prefix("upgrade");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let foreign = format!("{prefix}-security-analytics-aliases");
+    let pipeline = Pipeline::new(node::config(&prefix, &node::url()), None);
+    let config = SetupConfig {
+        index_replicas: Some(0),
+        retention_days: 0,
+        ..SetupConfig::default()
+    };
+    let timeout = Duration::from_secs(30);
+    let name = cwl_indexer::index::template_name(&prefix);
+    // The previous layout: one index template, no components, an older fingerprint; an index
+    // made from it.
+    let mut old = cwl_indexer::index::document_template(&prefix, node::flavor().await, Some(0), None);
+    old["version"] = serde_json::json!(1);
+    old["_meta"]["fingerprint"] = serde_json::json!("0000000000000000");
+    old["template"]["mappings"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| !["aws", "event", "cloud", "user_agent", "user", "timestamp"].contains(&k.as_str()));
+    old["template"]["mappings"]["properties"]["source"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("address");
+    node::call(reqwest::Method::PUT, &format!("_index_template/{name}"), Some(old)).await;
+    node::call(reqwest::Method::PUT, &format!("{prefix}-2024.01.01"), None).await;
+    // Another tool's component, added to our template as Security Analytics does.
+    node::call(
+        reqwest::Method::PUT,
+        &format!("_component_template/{foreign}"),
+        Some(serde_json::json!({"template": {"mappings": {"properties": {"sa_marker": {"type": "keyword"}}}}})),
+    )
+    .await;
+    let mut installed = node::call(reqwest::Method::GET, &format!("_index_template/{name}"), None).await["index_templates"][0]
+        ["index_template"]
+        .clone();
+    installed["composed_of"] = serde_json::json!([foreign]);
+    node::call(
+        reqwest::Method::PUT,
+        &format!("_index_template/{name}"),
+        Some(installed),
+    )
+    .await;
+
+    let report = setup::run(&pipeline.opensearch, &prefix, &config, timeout)
+        .await
+        .unwrap();
+    let change = report.templates.iter().find(|(n, _)| *n == name).unwrap().1;
+    assert_eq!(change, Change::Updated, "{report:?}");
+    let now = node::call(reqwest::Method::GET, &format!("_index_template/{name}"), None).await;
+    let composed = now["index_templates"][0]["index_template"]["composed_of"].clone();
+    let mut expected: Vec<String> = cwl_indexer::index::COMPONENTS
+        .iter()
+        .map(|p| cwl_indexer::index::component_name(&prefix, p))
+        .collect();
+    expected.push(foreign.clone());
+    assert_eq!(
+        composed,
+        serde_json::json!(expected),
+        "ours, then the component we did not write"
+    );
+    // Run again: nothing to do, and the foreign component stays.
+    let again = setup::run(&pipeline.opensearch, &prefix, &config, timeout)
+        .await
+        .unwrap();
+    assert!(
+        again.templates.iter().all(|(_, c)| *c == Change::Unchanged),
+        "{again:?}"
+    );
+
+    // The existing index keeps its mapping; the next one gets the new fields and the foreign one.
+    let mapping = |index: String| async move {
+        node::call(reqwest::Method::GET, &format!("{index}/_mapping"), None).await[&index]["mappings"]["properties"]
+            .clone()
+    };
+    let old_props = mapping(format!("{prefix}-2024.01.01")).await;
+    assert!(old_props.get("aws").is_none() && old_props.get("event").is_none());
+    node::call(reqwest::Method::PUT, &format!("{prefix}-2024.01.02"), None).await;
+    let new_props = mapping(format!("{prefix}-2024.01.02")).await;
+    assert_eq!(new_props["event"]["properties"]["action"]["type"], "alias");
+    assert_eq!(new_props["event"]["properties"]["outcome"]["type"], "keyword");
+    assert_eq!(new_props["sa_marker"]["type"], "keyword");
+    assert_eq!(new_props["source"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(new_props["source"]["properties"]["address"]["type"], "alias");
+    // Our cleanup cannot delete a component another template uses: drop it first.
+    node::call(reqwest::Method::DELETE, &format!("_index_template/{name}"), None).await;
+    node::call(reqwest::Method::DELETE, &format!("_component_template/{foreign}"), None).await;
 }

@@ -223,20 +223,11 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
         lifecycle_support(&client, &cluster).await?
     };
     let lifecycle = (retention_kind == Some("ilm")).then(|| policy_id(prefix));
-    let mut templates = Vec::new();
-    for (name, body) in [
-        (
-            template::template_name(prefix),
-            template::document_template(prefix, cluster.flavor, config.index_replicas, lifecycle.as_deref()),
-        ),
-        (
-            template::deadletter_template_name(prefix),
-            template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref()),
-        ),
-    ] {
-        let change = put_template(&client, &name, body).await?;
-        templates.push((name, change));
-    }
+    let mut templates = put_document_templates(&client, prefix, &cluster, config, lifecycle.as_deref()).await?;
+    let name = template::deadletter_template_name(prefix);
+    let body = template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref());
+    let change = put_template(&client, &name, body, &[]).await?;
+    templates.push((name, change));
     let retention = match (config.retention_days, retention_kind) {
         (0, _) => Retention::Disabled,
         (_, Some("ism")) => Retention::Installed {
@@ -320,16 +311,87 @@ async fn lifecycle_support(client: &Client<'_>, cluster: &Cluster) -> Result<Opt
     Ok((status == 200).then_some("ilm"))
 }
 
-/// Puts an index template unless the installed one carries the same fingerprint.
-async fn put_template(client: &Client<'_>, name: &str, mut body: Value) -> Result<Change, SetupError> {
+/// The document template as component templates and the index template composing them; where
+/// the cluster refuses component templates, the same mapping as one index template.
+async fn put_document_templates(
+    client: &Client<'_>,
+    prefix: &str,
+    cluster: &Cluster,
+    config: &SetupConfig,
+    lifecycle: Option<&str>,
+) -> Result<Vec<(String, Change)>, SetupError> {
+    let composed = template::composed_templates(prefix, cluster.flavor, config.index_replicas, lifecycle);
+    let mut done = Vec::new();
+    for (name, body) in composed.components {
+        match put_component(client, &name, body).await {
+            Ok(change) => done.push((name, change)),
+            // 400/404/405/501: no component templates here (a serverless or restricted API).
+            Err(SetupError::Refused { status, reason, .. })
+                if done.is_empty() && matches!(status, 400 | 404 | 405 | 501) =>
+            {
+                tracing::warn!(
+                    status,
+                    reason,
+                    "component templates refused: installing one index template"
+                );
+                let name = template::template_name(prefix);
+                let body = template::document_template(prefix, cluster.flavor, config.index_replicas, lifecycle);
+                let change = put_template(client, &name, body, &[]).await?;
+                return Ok(vec![(name, change)]);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let name = template::template_name(prefix);
+    let ours: Vec<String> = template::COMPONENTS
+        .iter()
+        .map(|part| template::component_name(prefix, part))
+        .collect();
+    let change = put_template(client, &name, composed.index_template, &ours).await?;
+    done.push((name, change));
+    Ok(done)
+}
+
+/// Puts a component template unless the installed one carries the same fingerprint.
+async fn put_component(client: &Client<'_>, name: &str, mut body: Value) -> Result<Change, SetupError> {
+    let fingerprint = fingerprint(&body);
+    body["_meta"]["fingerprint"] = json!(fingerprint);
+    let path = format!("_component_template/{name}");
+    let what = format!("component template {name}");
+    let (status, current) = client.call(&what, Method::GET, &path, None).await?;
+    let installed = current["component_templates"][0]["component_template"]["_meta"]["fingerprint"].as_str();
+    if status == 200 && installed == Some(fingerprint.as_str()) {
+        return Ok(Change::Unchanged);
+    }
+    client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
+    Ok(if status == 200 {
+        Change::Updated
+    } else {
+        Change::Created
+    })
+}
+
+/// Puts an index template unless the installed one carries the same fingerprint. An update
+/// keeps, after `ours`, every component the installed template composes that is not one of
+/// `ours` (Security Analytics appends its own aliases that way; so can users).
+async fn put_template(client: &Client<'_>, name: &str, mut body: Value, ours: &[String]) -> Result<Change, SetupError> {
     let fingerprint = fingerprint(&body);
     body["_meta"]["fingerprint"] = json!(fingerprint);
     let path = format!("_index_template/{name}");
     let what = format!("index template {name}");
     let (status, current) = client.call(&what, Method::GET, &path, None).await?;
-    let installed = current["index_templates"][0]["index_template"]["_meta"]["fingerprint"].as_str();
-    if status == 200 && installed == Some(fingerprint.as_str()) {
+    let installed = &current["index_templates"][0]["index_template"];
+    if status == 200 && installed["_meta"]["fingerprint"].as_str() == Some(fingerprint.as_str()) {
         return Ok(Change::Unchanged);
+    }
+    let theirs = installed["composed_of"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|c| !ours.iter().any(|o| o == c));
+    if let Some(composed) = body.get_mut("composed_of").and_then(Value::as_array_mut) {
+        composed.extend(theirs.map(|c| json!(c)));
     }
     client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
     Ok(if status == 200 {

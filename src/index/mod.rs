@@ -23,6 +23,6 @@ pub use document::{DocKind, Origin, index_name, write_document, write_item};
 pub use json::{write_escaped, write_json_str};
 pub use repair::push_repaired;
 pub use template::{
-    Flavor, TEMPLATE_VERSION, deadletter_prefix, deadletter_template, deadletter_template_name, document_template,
-    template_name,
+    COMPONENTS, Composed, Flavor, TEMPLATE_VERSION, component_name, composed_templates, deadletter_prefix,
+    deadletter_template, deadletter_template_name, document_template, template_name,
 };

@@ -77,6 +77,99 @@ pub fn template_name(prefix: &str) -> String {
     format!("cwl-indexer-{prefix}")
 }
 
+/// The parts of the document template, each a component template of its own: `settings`
+/// (shards, codec, replicas, lifecycle), `cloudtrail` (the record's fields, the promoted and
+/// computed fields, the dynamic rules) and `signals` (`source`, `signal`). The aliases sit in
+/// the index template itself, which the node validates against the merged mapping (a
+/// component holding only aliases is refused: their targets are in another component).
+pub const COMPONENTS: [&str; 3] = ["settings", "cloudtrail", "signals"];
+
+/// The name of component `part` of `prefix`'s document template.
+pub fn component_name(prefix: &str, part: &str) -> String {
+    format!("cwl-indexer-{prefix}-component-{part}")
+}
+
+/// The document template as component templates plus the index template composing them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composed {
+    /// `(name, body)` of each component template, in `composed_of` order.
+    pub components: Vec<(String, Value)>,
+    /// The index template: patterns, priority, `composed_of` and the aliases.
+    pub index_template: Value,
+}
+
+/// Moves every alias leaf of `properties` into `aliases` (same paths), dropping the objects
+/// that held nothing else.
+fn take_aliases(properties: &mut Map<String, Value>, aliases: &mut Map<String, Value>) {
+    let keys: Vec<String> = properties.keys().cloned().collect();
+    for key in keys {
+        let Some(field) = properties.get_mut(&key) else {
+            continue;
+        };
+        if field["type"] == "alias" {
+            if let Some(alias) = properties.remove(&key) {
+                aliases.insert(key, alias);
+            }
+            continue;
+        }
+        let Some(children) = field.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let mut inner = Map::new();
+        take_aliases(children, &mut inner);
+        let emptied = children.is_empty();
+        if !inner.is_empty() {
+            let mut holder = field.clone();
+            holder["properties"] = Value::Object(inner);
+            aliases.insert(key.clone(), holder);
+        }
+        if emptied {
+            properties.remove(&key);
+        }
+    }
+}
+
+/// [`document_template`] split into component templates and the index template composing
+/// them; the node's composition of these is exactly that template.
+pub fn composed_templates(prefix: &str, flavor: Flavor, replicas: Option<u32>, lifecycle: Option<&str>) -> Composed {
+    let mut whole = document_template(prefix, flavor, replicas, lifecycle);
+    let meta = whole["_meta"].clone();
+    let component = |template: Value| json!({"version": TEMPLATE_VERSION, "_meta": meta, "template": template});
+    let settings = whole["template"]["settings"].take();
+    let mut mappings = whole["template"]["mappings"].take();
+    let mut aliases = Map::new();
+    let mut signals = Map::new();
+    if let Some(properties) = mappings["properties"].as_object_mut() {
+        take_aliases(properties, &mut aliases);
+        for name in ["source", "signal"] {
+            if let Some(field) = properties.remove(name) {
+                signals.insert(name.to_owned(), field);
+            }
+        }
+    }
+    let components = vec![
+        (
+            component_name(prefix, "settings"),
+            component(json!({"settings": settings})),
+        ),
+        (
+            component_name(prefix, "cloudtrail"),
+            component(json!({"mappings": mappings})),
+        ),
+        (
+            component_name(prefix, "signals"),
+            component(json!({"mappings": {"properties": signals}})),
+        ),
+    ];
+    let mut index_template = whole;
+    index_template["composed_of"] = json!(components.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+    index_template["template"] = json!({"mappings": {"properties": aliases}});
+    Composed {
+        components,
+        index_template,
+    }
+}
+
 /// The name of the dead-letter template for `prefix`.
 pub fn deadletter_template_name(prefix: &str) -> String {
     format!("cwl-indexer-{prefix}-deadletter")
@@ -350,6 +443,64 @@ mod tests {
         assert_eq!(d["template"]["settings"]["index.number_of_replicas"], 0);
         assert_eq!(d["template"]["settings"]["index.lifecycle.name"], "p");
         assert!(t["template"]["settings"].get("index.number_of_replicas").is_none());
+    }
+
+    #[test]
+    fn the_components_and_the_index_template_hold_the_whole_template_once() {
+        let whole = document_template("cwl", Flavor::FlatObject, Some(1), None);
+        let c = composed_templates("cwl", Flavor::FlatObject, Some(1), None);
+        let names: Vec<&str> = c.components.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(c.index_template["composed_of"], json!(names));
+        assert_eq!(c.components[0].1["template"]["settings"], whole["template"]["settings"]);
+        let cloudtrail = &c.components[1].1["template"]["mappings"];
+        let signals = &c.components[2].1["template"]["mappings"]["properties"];
+        let aliases = &c.index_template["template"]["mappings"]["properties"];
+        assert_eq!(
+            cloudtrail["dynamic_templates"],
+            whole["template"]["mappings"]["dynamic_templates"]
+        );
+        assert_eq!(cloudtrail["properties"]["eventName"]["type"], "keyword");
+        assert_eq!(
+            cloudtrail["properties"]["event"]["properties"]["outcome"]["type"],
+            "keyword"
+        );
+        assert!(cloudtrail["properties"]["event"]["properties"].get("action").is_none());
+        assert!(
+            cloudtrail["properties"].get("cloud").is_none(),
+            "aliases only: moved whole"
+        );
+        assert_eq!(
+            cloudtrail["properties"]["aws"]["properties"]["cloudtrail"]["properties"]["requestParameters"]["properties"]
+                ["bucketName"]["type"],
+            "keyword"
+        );
+        assert_eq!(signals["source"]["properties"]["ip"]["type"], "ip");
+        assert!(signals["source"]["properties"].get("address").is_none());
+        assert_eq!(aliases["source"]["properties"]["address"]["path"], "sourceIPAddress");
+        assert_eq!(aliases["event"]["properties"]["action"]["path"], "eventName");
+        assert_eq!(aliases["timestamp"]["path"], "@timestamp");
+        // Every alias of the whole template is in the index template, and nothing else is.
+        fn leaves(v: &Value, at: &str, out: &mut Vec<(String, Value)>) {
+            for (k, f) in v.as_object().into_iter().flatten() {
+                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                match f.get("properties") {
+                    Some(p) => leaves(p, &path, out),
+                    None => out.push((path, f.clone())),
+                }
+            }
+        }
+        let (mut all, mut split) = (Vec::new(), Vec::new());
+        leaves(&whole["template"]["mappings"]["properties"], "", &mut all);
+        for part in [&cloudtrail["properties"], signals, aliases] {
+            leaves(part, "", &mut split);
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        split.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(all, split);
+        let mut only_aliases = Vec::new();
+        leaves(aliases, "", &mut only_aliases);
+        assert!(only_aliases.iter().all(|(_, f)| f["type"] == "alias"));
+        assert_eq!(only_aliases.len(), 49);
     }
 
     #[test]

@@ -152,6 +152,11 @@ pub async fn cleanup(prefix: &str) {
     ] {
         call(reqwest::Method::DELETE, &format!("_index_template/{name}"), None).await;
     }
+    // After the index template that composes them: a component in use cannot be deleted.
+    for part in cwl_indexer::index::COMPONENTS {
+        let name = cwl_indexer::index::component_name(prefix, part);
+        call(reqwest::Method::DELETE, &format!("_component_template/{name}"), None).await;
+    }
 }
 
 /// Deletes a test's indices and templates when dropped, also when the test fails, so a
