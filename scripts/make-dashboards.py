@@ -48,6 +48,11 @@ SECURITY_GROUP_CHANGES = (
     " OR RevokeSecurityGroupEgress OR CreateSecurityGroup OR DeleteSecurityGroup OR ModifySecurityGroupRules)"
 )
 HAS_ERROR = "_exists_:errorCode"
+ROLES_ASSUMED = "eventName:(AssumeRole OR AssumeRoleWithSAML OR AssumeRoleWithWebIdentity)"
+INSTANCES_LAUNCHED = "eventName:RunInstances AND event.outcome:success"
+KMS_CALLS = "eventSource:kms.amazonaws.com"
+SECRETS_CALLS = "eventSource:secretsmanager.amazonaws.com"
+FAILURES = "event.outcome:failure"
 # Documents at least one detection rule matched (`signal.rules`, written at ingest).
 SIGNALS = "_exists_:signal.rules"
 
@@ -467,6 +472,88 @@ def objects():
             (security_groups, 48, 15),
         ],
     )
+    # What schema v2 made possible: aggregations on the promoted subtree fields (aws.cloudtrail.*)
+    # and on the computed event.outcome (README "What gets indexed").
+    s3_buckets = visualization(
+        "cwl-indexer-top-s3-buckets",
+        "CloudTrail: top S3 buckets and the calls on them",
+        "The 20 buckets named in the most calls (requestParameters.bucketName), with the 10 most frequent calls on each.",
+        "table",
+        [
+            terms("2", "aws.cloudtrail.requestParameters.bucketName", 20, "bucket", "bucket"),
+            terms("3", "eventName", 10, "bucket", "eventName"),
+        ],
+    )
+    roles_assumed = visualization(
+        "cwl-indexer-roles-assumed",
+        "CloudTrail: roles assumed, and by whom",
+        "AssumeRole, AssumeRoleWithSAML and AssumeRoleWithWebIdentity calls: the 20 roles assumed most "
+        "(requestParameters.roleArn), with the 10 callers (userIdentity.arn) assuming each.",
+        "table",
+        [
+            terms("2", "aws.cloudtrail.requestParameters.roleArn", 20, "bucket", "role"),
+            terms("3", "userIdentity.arn", 10, "bucket", "caller"),
+        ],
+        ROLES_ASSUMED,
+    )
+    instance_types = visualization(
+        "cwl-indexer-instance-types-launched",
+        "CloudTrail: instance types launched",
+        "Successful RunInstances calls per instance type (requestParameters.instanceType): unexpected "
+        "large or GPU types are a sign of cryptomining.",
+        "horizontal_bar",
+        [terms("2", "aws.cloudtrail.requestParameters.instanceType", 20, "segment", "instanceType")],
+        INSTANCES_LAUNCHED,
+    )
+    kms_keys = visualization(
+        "cwl-indexer-kms-keys-accessed",
+        "CloudTrail: KMS keys accessed",
+        "KMS calls per key (requestParameters.keyId, top 20), with the calls made on each.",
+        "table",
+        [
+            terms("2", "aws.cloudtrail.requestParameters.keyId", 20, "bucket", "keyId"),
+            terms("3", "eventName", 10, "bucket", "eventName"),
+        ],
+        KMS_CALLS,
+    )
+    secrets = visualization(
+        "cwl-indexer-secrets-accessed",
+        "CloudTrail: secrets accessed",
+        "Secrets Manager calls per secret (requestParameters.secretId, top 20), with the calls made on each.",
+        "table",
+        [
+            terms("2", "aws.cloudtrail.requestParameters.secretId", 20, "bucket", "secretId"),
+            terms("3", "eventName", 10, "bucket", "eventName"),
+        ],
+        SECRETS_CALLS,
+    )
+    failures = visualization(
+        "cwl-indexer-failures-by-principal",
+        "CloudTrail: failures by principal",
+        "Failed calls and console logins (event.outcome failure) per principal (userIdentity.arn, top 20), "
+        "with their errorCode.",
+        "table",
+        [
+            terms("2", "userIdentity.arn", 20, "bucket", "principal"),
+            terms("3", "errorCode", 10, "bucket", "errorCode"),
+        ],
+        FAILURES,
+    )
+    resources = dashboard(
+        "cwl-indexer-cloudtrail-resources",
+        "CloudTrail resources",
+        "Which buckets, roles, instance types, keys and secrets were touched, and who failed: charts on "
+        "the promoted fields (aws.cloudtrail.*) and event.outcome, in daily indices created by cwl-indexer "
+        "0.2 or later.",
+        [
+            (s3_buckets, 24, 15),
+            (roles_assumed, 24, 15),
+            (instance_types, 16, 15),
+            (kms_keys, 16, 15),
+            (secrets, 16, 15),
+            (failures, 48, 15),
+        ],
+    )
     # What the indexer adds at ingest (GeoIP enrichment and detection rules), on a dashboard of
     # its own: "CloudTrail audit" needs no configuration, these panels stay empty without a
     # GeoIP database (GEOIP_DB) or with DETECTIONS=false.
@@ -558,6 +645,13 @@ def objects():
         all_signals,
         *per_rule,
         signals,
+        s3_buckets,
+        roles_assumed,
+        instance_types,
+        kms_keys,
+        secrets,
+        failures,
+        resources,
     ]
 
 

@@ -493,7 +493,28 @@ impl Doc {
     /// The terms a keyword field holds for this document (dotted path; `keyword` fields skip
     /// strings over `ignore_above: 1024` characters; null and objects index nothing).
     fn terms(&self, field: &str) -> BTreeSet<String> {
-        let mut values = vec![self.root(field)];
+        // The computed fields, by the README's rules; only CloudTrail records have them.
+        match (field, &self.record) {
+            ("event.outcome", Some(r)) => {
+                let failed = r["errorCode"].as_str().is_some_and(|c| !c.is_empty())
+                    || r["responseElements"]["ConsoleLogin"] == "Failure";
+                return BTreeSet::from([if failed { "failure" } else { "success" }.to_owned()]);
+            }
+            ("user.name", Some(_)) => return principal_name(self).into_iter().collect(),
+            ("event.outcome" | "user.name", None) => return BTreeSet::new(),
+            _ => {}
+        }
+        // A promoted field holds its keyword subtree path's values, read from an object root.
+        let (mut values, field) = match field.strip_prefix("aws.cloudtrail.") {
+            Some(path) => {
+                let root = path.split('.').next().unwrap_or_default();
+                if !self.root(path)[root].is_object() {
+                    return BTreeSet::new();
+                }
+                (vec![self.root(path)], path)
+            }
+            None => (vec![self.root(field)], field),
+        };
         for part in field.split('.') {
             values = values
                 .into_iter()
@@ -711,6 +732,17 @@ fn oracle(query: &str, subtrees: bool) -> Predicate {
     match query {
         "" => Box::new(|_| true),
         "_exists_:errorCode" => Box::new(|d| !d.terms("errorCode").is_empty()),
+        "event.outcome:failure" => Box::new(|d| d.has("event.outcome", "failure")),
+        "eventName:RunInstances AND event.outcome:success" => {
+            Box::new(|d| d.has("eventName", "RunInstances") && d.has("event.outcome", "success"))
+        }
+        "eventName:(AssumeRole OR AssumeRoleWithSAML OR AssumeRoleWithWebIdentity)" => {
+            any_event(&["AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"])
+        }
+        "eventSource:kms.amazonaws.com" => Box::new(|d| d.has("eventSource", "kms.amazonaws.com")),
+        "eventSource:secretsmanager.amazonaws.com" => {
+            Box::new(|d| d.has("eventSource", "secretsmanager.amazonaws.com"))
+        }
         "_exists_:signal.rules" => Box::new(|d| !d.terms("signal.rules").is_empty()),
         "userIdentity.type:Root AND NOT _exists_:userIdentity.invokedBy AND NOT eventType:AwsServiceEvent" => {
             Box::new(|d| {
