@@ -79,6 +79,7 @@ const ZOOMED_IN_PRECISION: usize = 5;
 
 const AUDIT_DASHBOARD: &str = "CloudTrail audit";
 const SIGNALS_DASHBOARD: &str = "Security signals";
+const RESOURCES_DASHBOARD: &str = "CloudTrail resources";
 
 /// The rules of `rules/default.json`: id and severity, in file order.
 fn rules() -> Vec<(String, String)> {
@@ -360,9 +361,11 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
         }
     }
 
-    // Two dashboards: "CloudTrail audit", which needs nothing but the indexer, and "Security
-    // signals", holding exactly the objects that show what enrichment adds (`source.geo.*`,
-    // `signal.*`). Together they hold every visualization and saved search, each once.
+    // Three dashboards: "CloudTrail audit", which needs nothing but the indexer, "CloudTrail
+    // resources", exactly the charts on the promoted fields and `event.outcome` (schema v2),
+    // and "Security signals", holding exactly the objects that show what enrichment adds
+    // (`source.geo.*`, `signal.*`). Together they hold every visualization and saved search,
+    // each once.
     let dashboards: BTreeMap<&str, Vec<&str>> = all
         .iter()
         .filter(|o| o["type"] == "dashboard")
@@ -378,7 +381,7 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
         .collect();
     assert_eq!(
         dashboards.keys().copied().collect::<Vec<_>>(),
-        [AUDIT_DASHBOARD, SIGNALS_DASHBOARD]
+        [AUDIT_DASHBOARD, RESOURCES_DASHBOARD, SIGNALS_DASHBOARD]
     );
     let mut held: Vec<&str> = dashboards.values().flatten().copied().collect();
     held.sort_unstable();
@@ -411,6 +414,14 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
             enriched,
             "{id}: on the signals dashboard exactly when it shows enrichment"
         );
+        let schema_v2 = fields
+            .iter()
+            .any(|f| f.contains("aws.cloudtrail.") || f.contains("event.outcome"));
+        assert_eq!(
+            dashboards[RESOURCES_DASHBOARD].contains(&id),
+            schema_v2,
+            "{id}: on the resources dashboard exactly when it uses the promoted or computed fields"
+        );
     }
     let count = |dashboard: &str, kind: &str| {
         dashboards[dashboard]
@@ -421,6 +432,7 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
     assert_eq!(count(AUDIT_DASHBOARD, "visualization"), 7);
     assert_eq!(count(AUDIT_DASHBOARD, "search"), 5);
     assert_eq!(count(SIGNALS_DASHBOARD, "visualization"), 4);
+    assert_eq!(count(RESOURCES_DASHBOARD, "visualization"), 6);
 
     // One saved search per built-in rule, and one for all signals.
     let rules = rules();
