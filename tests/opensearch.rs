@@ -30,18 +30,6 @@ fn fixtures() -> Vec<(String, CloudWatchLogsEvent)> {
         .collect()
 }
 
-/// The shared corpus, in CloudWatch-sized batches of 500 events, with its records.
-fn corpus() -> (Vec<CloudWatchLogsEvent>, Vec<Value>) {
-    let text = std::fs::read_to_string(common::fixtures().join("cloudtrail-records.ndjson")).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1557);
-    let events = lines
-        .chunks(500)
-        .map(|batch| common::lambda_event(&common::data_envelope(batch, |i| 1_700_000_000_000 + i as i64)))
-        .collect();
-    (events, lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect())
-}
-
 /// The (index, _id, document) of every item the transform builds for `events`, in order.
 async fn items(prefix: &str, events: &[CloudWatchLogsEvent]) -> Vec<(String, String, Value)> {
     let indexer = Indexer::new(Config {
@@ -100,7 +88,7 @@ async fn fixtures_and_corpus_are_indexed_exactly_once() {
     let _cleanup = node::Cleanup(prefix.clone());
     let pipeline = Pipeline::new(node::config(&prefix, &node::url()), None);
     let mut events: Vec<CloudWatchLogsEvent> = fixtures().into_iter().map(|(_, e)| e).collect();
-    events.extend(corpus().0);
+    events.extend(common::corpus().0);
 
     let expected = first_per_id(&items(&prefix, &events).await);
     let (indexed, present, events_in) = index_all(&pipeline, &events).await;
@@ -167,7 +155,7 @@ async fn queries_and_aggregations_find_exactly_what_the_input_holds() {
     let prefix = node::unique_prefix("queries");
     let _cleanup = node::Cleanup(prefix.clone());
     let pipeline = Pipeline::new(node::config(&prefix, &node::url()), None);
-    let (events, _) = corpus();
+    let (events, _) = common::corpus();
     let docs = first_per_id(&items(&prefix, &events).await);
     index_all(&pipeline, &events).await;
     node::refresh(&prefix).await;

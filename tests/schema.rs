@@ -14,18 +14,6 @@ use cwl_indexer::schema::{ECS_ALIASES, PROMOTED, PROMOTED_PREFIX, Promote, SECUR
 use cwl_indexer::{CloudWatchLogsEvent, Config, Indexer};
 use serde_json::{Value, json};
 
-/// The corpus as Lambda events of 500 records, and the records.
-fn corpus() -> (Vec<CloudWatchLogsEvent>, Vec<Value>) {
-    let text = std::fs::read_to_string(common::fixtures().join("cloudtrail-records.ndjson")).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1557);
-    let events = lines
-        .chunks(500)
-        .map(|batch| common::lambda_event(&common::data_envelope(batch, |i| 1_700_000_000_000 + i as i64)))
-        .collect();
-    (events, lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect())
-}
-
 /// The records the cluster holds: the first record per (index, _id), since `create` keeps the
 /// first (the corpus has Panther test records sharing placeholder ids).
 async fn held(prefix: &str, events: &[CloudWatchLogsEvent], records: &[Value]) -> Vec<Value> {
@@ -127,7 +115,7 @@ async fn buckets(pattern: &str, field: &str) -> BTreeMap<String, u64> {
 }
 
 async fn index_corpus(prefix: &str) -> Vec<Value> {
-    let (events, records) = corpus();
+    let (events, records) = common::corpus();
     let pipeline = Pipeline::new(node::config(prefix, &node::url()), None);
     for event in &events {
         let (summary, result) = pipeline.invoke(event, None).await;

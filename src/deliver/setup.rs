@@ -352,6 +352,15 @@ async fn put_document_templates(
     Ok(done)
 }
 
+/// What a PUT did, given the status of the GET before it: replaced what was there, or created it.
+fn written(status: u16) -> Change {
+    if status == 200 {
+        Change::Updated
+    } else {
+        Change::Created
+    }
+}
+
 /// Puts a component template unless the installed one carries the same fingerprint.
 async fn put_component(client: &Client<'_>, name: &str, mut body: Value) -> Result<Change, SetupError> {
     let fingerprint = fingerprint(&body);
@@ -364,11 +373,7 @@ async fn put_component(client: &Client<'_>, name: &str, mut body: Value) -> Resu
         return Ok(Change::Unchanged);
     }
     client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
-    Ok(if status == 200 {
-        Change::Updated
-    } else {
-        Change::Created
-    })
+    Ok(written(status))
 }
 
 /// Puts an index template unless the installed one carries the same fingerprint. An update
@@ -394,11 +399,7 @@ async fn put_template(client: &Client<'_>, name: &str, mut body: Value, ours: &[
         composed.extend(theirs.map(|c| json!(c)));
     }
     client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
-    Ok(if status == 200 {
-        Change::Updated
-    } else {
-        Change::Created
-    })
+    Ok(written(status))
 }
 
 /// The ISM policy: optionally `warm_migration` (UltraWarm) after `warm_after_days`, then
@@ -487,11 +488,7 @@ async fn put_ilm_policy(client: &Client<'_>, prefix: &str, config: &SetupConfig)
         return Ok(Change::Unchanged);
     }
     client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
-    Ok(if status == 200 {
-        Change::Updated
-    } else {
-        Change::Created
-    })
+    Ok(written(status))
 }
 
 /// A stable 64-bit FNV-1a fingerprint of a JSON body, as 16 hex digits: installed objects

@@ -52,6 +52,19 @@ pub fn data_envelope(messages: &[&str], ts: impl Fn(usize) -> i64) -> Vec<u8> {
     .unwrap()
 }
 
+/// The 1,557 shared records as Lambda events of 500 records (log timestamps from
+/// 1,700,000,000,000 ms), and the records.
+pub fn corpus() -> (Vec<CloudWatchLogsEvent>, Vec<Value>) {
+    let text = std::fs::read_to_string(fixtures().join("cloudtrail-records.ndjson")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1557);
+    let events = lines
+        .chunks(500)
+        .map(|batch| lambda_event(&data_envelope(batch, |i| 1_700_000_000_000 + i as i64)))
+        .collect();
+    (events, lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
 /// Runs `event` through a fresh indexer; returns the summary and the NDJSON produced.
 pub fn run(config: Config, event: &CloudWatchLogsEvent) -> Result<(Summary, Vec<u8>), HandlerError> {
     let indexer = Indexer::new(config);
