@@ -104,6 +104,12 @@ async fn bad_input_becomes_documents_or_one_clear_error() {
             r#"{"eventVersion":"1.0","eventTime":{"odd":1},"eventID":"t7"}"#.into(),
             r#"{"eventVersion":"1.0","eventID":"t8"}"#.into(),
         ]), Expect::Docs(8)),
+        ("keys at our alias and computed paths, wrong shapes at promoted paths", messages(&[
+            record(r#","event":{"action":"x","outcome":7},"aws":"flat","cloud":{"region":[1]},"user_agent":{"original":{}},"user":{"name":{"a":1}},"timestamp":"now""#),
+            record(r#","requestParameters":{"bucketName":{"not":"a string"},"durationSeconds":"forever","enable":"maybe","ipPermissions":{"items":[{"fromPort":[22,"x",{"y":1}]}]}}"#),
+            record(r#","responseElements":{"instancesSet":{"items":[{"privateIpAddress":"999.1.1.1"},{"privateIpAddress":["10.0.0.1",null]}]}},"userIdentity":{"arn":["a/b"],"userName":{"x":1}}"#),
+            record(&format!(r#","requestParameters":{{"key":"{}"}}"#, "k".repeat(40_000))),
+        ]), Expect::Docs(4)),
         ("invalid escapes and truncated records", messages(&[
             r#"{"eventVersion":"1.08","x":"\uZZZZ"}"#.into(), r#"{"eventVersion":"1.08","#.into(), r#"{"eventVersion":"1.08","x":"\q"}"#.into(),
         ]), Expect::Docs(3)),

@@ -347,6 +347,33 @@ mod tests {
     }
 
     #[test]
+    fn full_text_copies_follow_the_resolved_setting_and_promotion_does_not() {
+        let msg = r#"{"eventVersion":"1.08","eventID":"e","requestParameters":{"bucketName":"b","policy":"{\"a\":1}"},"errorCode":"AccessDenied","event":{"action":"mine"}}"#;
+        let env = envelope(&[msg.to_owned()]);
+        let config = Config::default();
+        for (full_text, expect_copy) in [(false, false), (true, true)] {
+            let mut chunk = BulkChunk::default();
+            BulkEncoder::new(&config, &env)
+                .with_full_text(full_text)
+                .next_chunk(&mut chunk);
+            let doc: Value = serde_json::from_slice(chunk.source(&chunk.items()[0])).unwrap();
+            assert_eq!(doc.get("@json").is_some(), expect_copy, "{doc}");
+            assert_eq!(doc["aws"]["cloudtrail"]["requestParameters"]["bucketName"], "b");
+            assert_eq!(
+                doc["event"],
+                serde_json::json!({"outcome": "failure"}),
+                "ours, not the record's"
+            );
+            assert_eq!(doc["@unindexed"]["event"]["action"], "mine");
+        }
+        // Not told the cluster: FULL_TEXT_SUBTREES=auto keeps the copies (never less searchable).
+        let mut chunk = BulkChunk::default();
+        BulkEncoder::new(&config, &env).next_chunk(&mut chunk);
+        let doc: Value = serde_json::from_slice(chunk.source(&chunk.items()[0])).unwrap();
+        assert!(doc.get("@json").is_some());
+    }
+
+    #[test]
     fn empty_envelope_gives_no_chunk() {
         assert!(chunks(&Config::default(), &envelope(&[])).is_empty());
     }
