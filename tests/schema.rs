@@ -277,3 +277,24 @@ async fn every_security_analytics_field_resolves_to_a_concrete_field() {
     .await;
     assert_eq!(hits["hits"]["total"]["value"], 1, "{hits}");
 }
+
+#[tokio::test]
+async fn without_setup_the_encoder_still_learns_the_flavor() {
+    let prefix = node::unique_prefix("nosetup");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let mut config = node::config(&prefix, &node::url());
+    config.sink.as_mut().unwrap().setup.install = false;
+    let pipeline = Pipeline::new(config, None);
+    let msg = r#"{"eventVersion":"1.08","eventTime":"2024-05-02T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"ns-1","recipientAccountId":"1","requestParameters":{"bucketName":"b"}}"#;
+    let event = common::lambda_event(&common::data_envelope(&[msg], |_| 0));
+    let (summary, result) = pipeline.invoke(&event, None).await;
+    result.unwrap();
+    assert_eq!(summary.delivery.indexed, 1, "{summary:?}");
+    node::refresh(&prefix).await;
+    // No template here, so `_source` would keep `@json` had it been written.
+    let hits = node::search(&format!("{prefix}-*"), json!({"query": {"match_all": {}}})).await;
+    let source = &hits["hits"]["hits"][0]["_source"];
+    let indexes_subtrees = node::flavor().await != Flavor::Disabled;
+    assert_eq!(source.get("@json").is_none(), indexes_subtrees, "{source}");
+    assert_eq!(source["aws"]["cloudtrail"]["requestParameters"]["bucketName"], "b");
+}

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::record::Record;
+use super::record::{CowStr, Record};
 use crate::schema::{MAX_PROMOTED_STRING, PROMOTED, Promote};
 
 /// One promoted value, ready to write.
@@ -234,7 +234,8 @@ impl<'de> Visitor<'de> for Walk<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        // Borrowed keys: serde's own `Cow<str>` would allocate every key of the subtree.
+        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
             match self.node.child(&key) {
                 Some(Node { leaf: Some(leaf), .. }) => {
                     let raw: &'de RawValue = map.next_value()?;

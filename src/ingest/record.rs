@@ -278,7 +278,7 @@ fn scan(raw: &str) -> Option<Scan> {
 
 /// A string that borrows from the input when it has no escapes. serde's own
 /// `Deserialize for Cow<str>` always allocates.
-struct CowStr<'a>(Cow<'a, str>);
+pub(crate) struct CowStr<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> de::Deserialize<'de> for CowStr<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
