@@ -435,7 +435,21 @@ mod tests {
         for (name, _) in CLOUDTRAIL_FIELDS {
             assert!(props.get(*name).is_some(), "{name}");
         }
+        let sa = &props["aws"]["properties"]["cloudtrail"]["properties"];
+        assert_eq!(sa["response_elements"]["properties"]["text"]["path"], "responseElements");
+        assert_eq!(props["@id"]["doc_values"], false);
+        assert_eq!(
+            sa["requestParameters"]["properties"]["ipPermissions"]["properties"]["items"]["properties"]["fromPort"]["type"],
+            "long"
+        );
         let d = document_template("cwl", Flavor::Disabled, Some(0), Some("p"));
+        let dp = &d["template"]["mappings"]["properties"];
+        // An alias cannot point at an unindexed object: there it points at the declared text copy.
+        assert_eq!(
+            dp["aws"]["properties"]["cloudtrail"]["properties"]["response_elements"]["properties"]["text"]["path"],
+            "@json.responseElements"
+        );
+        assert_eq!(dp["@json"]["properties"]["responseElements"]["type"], "text");
         assert_eq!(
             d["template"]["mappings"]["properties"]["responseElements"],
             json!({"type": "object", "enabled": false})
