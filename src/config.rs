@@ -766,8 +766,15 @@ mod tests {
         for missing in [None, Some(""), Some("  ")] {
             let err = aoss(missing).unwrap_err();
             assert_eq!(err.var, "AOSS_COLLECTION_TYPE", "{missing:?}");
-            assert!(err.to_string().starts_with("AOSS_COLLECTION_TYPE=\"\": SIGV4_SERVICE=aoss needs"), "{err}");
-            assert!(err.reason.contains("search") && err.reason.contains("timeseries"), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("AOSS_COLLECTION_TYPE=\"\": SIGV4_SERVICE=aoss needs"),
+                "{err}"
+            );
+            assert!(
+                err.reason.contains("search") && err.reason.contains("timeseries"),
+                "{err}"
+            );
         }
         for bad in ["vectorsearch", "time-series", "yes"] {
             let err = aoss(Some(bad)).unwrap_err();

@@ -149,7 +149,12 @@ mod tests {
             ..Config::default()
         };
         let warning = serverless_warning(&config).unwrap();
-        for needle in ["AOSS_COLLECTION_TYPE=timeseries", "no _id", "TWICE", "search collection"] {
+        for needle in [
+            "AOSS_COLLECTION_TYPE=timeseries",
+            "no _id",
+            "TWICE",
+            "search collection",
+        ] {
             assert!(warning.contains(needle), "{needle}: {warning}");
         }
     }

@@ -136,12 +136,22 @@ mod tests {
         // A time-series collection's document has no `_id`, and neither has its dead letter.
         out.clear();
         let failure = Failure { id: None, ..failure };
-        write_dead_letter(&mut out, "cwl", "2024-05-06T00:00:00.000Z", &envelope, Some(&event), &failure);
+        write_dead_letter(
+            &mut out,
+            "cwl",
+            "2024-05-06T00:00:00.000Z",
+            &envelope,
+            Some(&event),
+            &failure,
+        );
         let text = std::str::from_utf8(&out).unwrap();
         let (action, doc) = text.split_once('\n').unwrap();
         assert_eq!(action, r#"{"index":{"_index":"cwl-deadletter-2024.05.06"}}"#);
         let doc: Value = serde_json::from_str(doc).unwrap();
         assert_eq!(doc["original"], serde_json::json!({"index": "cwl-2024.05.06"}));
-        assert_eq!(doc["@timestamp"], "2024-05-06T00:00:00.000Z", "time-series collections need it");
+        assert_eq!(
+            doc["@timestamp"], "2024-05-06T00:00:00.000Z",
+            "time-series collections need it"
+        );
     }
 }
