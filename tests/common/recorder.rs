@@ -232,7 +232,10 @@ fn answer(kind: Kind, request: &Recorded, collection: &mut Collection) -> (u16, 
 fn bulk(kind: Kind, body: &[u8], collection: &mut Collection) -> Value {
     let text = std::str::from_utf8(body).expect("utf-8 NDJSON");
     let lines: Vec<&str> = text.split_terminator('\n').collect();
-    assert!(lines.len().is_multiple_of(2), "action and document lines in pairs: {text}");
+    assert!(
+        lines.len().is_multiple_of(2),
+        "action and document lines in pairs: {text}"
+    );
     let refuse = std::mem::take(&mut collection.refuse_next);
     let mut items = Vec::new();
     let mut errors = false;
