@@ -122,6 +122,18 @@ fn assert_setup_requests(requests: &[Recorded]) {
     }
 }
 
+/// The one bulk request of an invocation, after the setup requests on the container's
+/// first write (setup runs once per container).
+fn the_bulk_request(recorder: &Recorder, first_write: bool) -> Recorded {
+    let mut requests = recorder.take();
+    if first_write {
+        assert_setup_requests(&requests[..4]);
+        requests.drain(..4);
+    }
+    assert_eq!(requests.len(), 1, "one bulk request");
+    requests.remove(0)
+}
+
 fn bulk_pairs(request: &Recorded) -> Vec<(Value, Value)> {
     assert_eq!((request.method.as_str(), request.route()), ("POST", "/_bulk"));
     assert_eq!(request.header("content-encoding"), Some("gzip"));
@@ -144,17 +156,9 @@ async fn search_collection_creates_with_ids_and_a_redelivery_changes_nothing() {
         );
         indexed += summary.delivery.indexed;
         expected.extend(common::expected_ids("cwl", &fixture(name)).await);
-        let requests = recorder.take();
-        // Setup runs once per container, on the first write.
-        let bulk = if n == 0 {
-            assert_setup_requests(&requests[..4]);
-            &requests[4..]
-        } else {
-            &requests[..]
-        };
-        assert_eq!(bulk.len(), 1, "{name}: one bulk request");
-        let pairs = bulk_pairs(&bulk[0]);
-        let raw = String::from_utf8(bulk[0].decoded()).unwrap();
+        let bulk = the_bulk_request(&recorder, n == 0);
+        let pairs = bulk_pairs(&bulk);
+        let raw = String::from_utf8(bulk.decoded()).unwrap();
         for ((action, _), line) in pairs.iter().zip(raw.lines().step_by(2)) {
             let (index, id) = (&action["create"]["_index"], &action["create"]["_id"]);
             assert!(
@@ -206,15 +210,8 @@ async fn time_series_collection_indexes_without_ids_and_a_redelivery_duplicates(
             (summary.events_in, 0)
         );
         events += summary.events_in;
-        let requests = recorder.take();
-        let bulk = if n == 0 {
-            assert_setup_requests(&requests[..4]);
-            &requests[4..]
-        } else {
-            &requests[..]
-        };
-        assert_eq!(bulk.len(), 1, "{name}: one bulk request");
-        let pairs = bulk_pairs(&bulk[0]);
+        let bulk = the_bulk_request(&recorder, n == 0);
+        let pairs = bulk_pairs(&bulk);
 
         // The same events sent to a search collection: the same documents, byte for byte
         // once parsed, the same daily indices; only the action differs.
@@ -229,7 +226,7 @@ async fn time_series_collection_indexes_without_ids_and_a_redelivery_duplicates(
             );
             assert_eq!(doc, same);
         }
-        let raw = String::from_utf8(bulk[0].decoded()).unwrap();
+        let raw = String::from_utf8(bulk.decoded()).unwrap();
         for ((action, _), line) in pairs.iter().zip(raw.lines().step_by(2)) {
             assert_eq!(
                 line,

@@ -113,16 +113,19 @@ mod tests {
             reason: "bad \"value\"",
             attempts: 1,
         };
-        let mut out = Vec::new();
-        write_dead_letter(
-            &mut out,
-            "cwl",
-            "2024-05-06T00:00:00.000Z",
-            &envelope,
-            Some(&event),
-            &failure,
-        );
-        let text = std::str::from_utf8(&out).unwrap();
+        let write = |failure: &Failure<'_>| {
+            let mut out = Vec::new();
+            write_dead_letter(
+                &mut out,
+                "cwl",
+                "2024-05-06T00:00:00.000Z",
+                &envelope,
+                Some(&event),
+                failure,
+            );
+            String::from_utf8(out).unwrap()
+        };
+        let text = write(&failure);
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines[0]["create"]["_index"], "cwl-deadletter-2024.05.06");
         assert_eq!(lines[0]["create"]["_id"], "111122223333:x");
@@ -134,17 +137,7 @@ mod tests {
         assert_eq!(dead_letter_index("cwl", "other"), "cwl-deadletter-unknown");
 
         // A time-series collection's document has no `_id`, and neither has its dead letter.
-        out.clear();
-        let failure = Failure { id: None, ..failure };
-        write_dead_letter(
-            &mut out,
-            "cwl",
-            "2024-05-06T00:00:00.000Z",
-            &envelope,
-            Some(&event),
-            &failure,
-        );
-        let text = std::str::from_utf8(&out).unwrap();
+        let text = write(&Failure { id: None, ..failure });
         let (action, doc) = text.split_once('\n').unwrap();
         assert_eq!(action, r#"{"index":{"_index":"cwl-deadletter-2024.05.06"}}"#);
         let doc: Value = serde_json::from_str(doc).unwrap();
