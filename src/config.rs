@@ -122,6 +122,49 @@ impl fmt::Display for RawMessage {
     }
 }
 
+/// The type of the OpenSearch Serverless collection (`AOSS_COLLECTION_TYPE`), required with
+/// `SIGV4_SERVICE=aoss`: it decides how documents are addressed and what setup installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionType {
+    /// A search collection: custom `_id`s and `create`, as on a domain (each event once).
+    Search,
+    /// A time-series collection: no custom `_id`, so `index` actions and possible duplicates.
+    #[serde(rename = "timeseries")]
+    TimeSeries,
+}
+
+impl CollectionType {
+    /// The lower-case name, as `AOSS_COLLECTION_TYPE` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Search => "search",
+            Self::TimeSeries => "timeseries",
+        }
+    }
+
+    /// Parses `search` or `timeseries`, in any case (CloudFormation spells them upper-case).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "search" => Some(Self::Search),
+            "timeseries" => Some(Self::TimeSeries),
+            _ => None,
+        }
+    }
+}
+
+/// How each document's bulk action line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BulkAction {
+    /// `create` with the deterministic `_id`: a redelivered event is answered 409 and stays
+    /// one document. Domains, self-managed clusters and Serverless search collections.
+    #[default]
+    CreateWithId,
+    /// `index` without `_id`, the collection assigning one: what OpenSearch Serverless
+    /// time-series collections accept. A redelivered event becomes a second document.
+    IndexWithoutId,
+}
+
 /// Whether a CloudTrail document carries `@json.<field>`, the JSON text of each free-form
 /// subtree, for token-level full-text search inside its values (`FULL_TEXT_SUBTREES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +276,10 @@ pub struct SetupConfig {
     /// `DASHBOARDS_URL`: also import the saved objects (index pattern, visualizations,
     /// searches, the "CloudTrail audit" dashboard) into OpenSearch Dashboards.
     pub dashboards: Option<Url>,
+    /// `SIGV4_SERVICE=aoss` and its `AOSS_COLLECTION_TYPE`: an OpenSearch Serverless
+    /// collection, where setup skips what Serverless lacks (version probe, plugin listing,
+    /// ISM, replicas, the Dashboards import). `None` for a domain or any other cluster.
+    pub serverless: Option<CollectionType>,
 }
 
 impl Default for SetupConfig {
@@ -243,6 +290,7 @@ impl Default for SetupConfig {
             retention_days: defaults::RETENTION_DAYS,
             warm_after_days: None,
             dashboards: None,
+            serverless: None,
         }
     }
 }
@@ -254,6 +302,9 @@ pub struct Config {
     pub index_prefix: String,
     /// `RAW_MESSAGE`: `auto` or `always`.
     pub raw_message: RawMessage,
+    /// `create` with `_id`s, or `index` without them (`AOSS_COLLECTION_TYPE=timeseries`).
+    /// Set from the sink's [`SetupConfig::serverless`] when parsed from the environment.
+    pub bulk_action: BulkAction,
     /// `FULL_TEXT_SUBTREES`: `auto`, `true` or `false`.
     pub full_text_subtrees: FullText,
     /// `BULK_MAX_BYTES`: the largest `_bulk` request body, before compression.
@@ -314,6 +365,7 @@ impl Default for Config {
         Self {
             index_prefix: defaults::INDEX_PREFIX.to_owned(),
             raw_message: defaults::RAW_MESSAGE,
+            bulk_action: BulkAction::CreateWithId,
             full_text_subtrees: defaults::FULL_TEXT_SUBTREES,
             bulk_max_bytes: defaults::BULK_MAX_BYTES,
             max_payload_bytes: defaults::MAX_PAYLOAD_BYTES,
@@ -380,7 +432,11 @@ impl Config {
             config.max_trail_file_bytes = parse_bytes("MAX_TRAIL_FILE_BYTES", &v, 1024 * 1024)?;
         }
         if let Some(v) = get("OPENSEARCH_ENDPOINT") {
-            config.sink = Some(sink_config(&v, &get)?);
+            let sink = sink_config(&v, &get)?;
+            if sink.setup.serverless == Some(CollectionType::TimeSeries) {
+                config.bulk_action = BulkAction::IndexWithoutId;
+            }
+            config.sink = Some(sink);
         }
         let signals = &mut config.signals;
         signals.geoip_db = get("GEOIP_DB").map(Into::into);
@@ -467,6 +523,8 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
     // Plain http is only accepted for loopback (see parse_endpoint), where nothing crosses
     // a network: credentials may go there, for a local node with its security plugin on.
 
+    let serverless = collection_type(&auth, get("AOSS_COLLECTION_TYPE"))?;
+
     let gzip = match get("COMPRESSION").as_deref().map(str::trim) {
         None | Some("gzip") => true,
         Some("none") => false,
@@ -508,6 +566,7 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
                 Url::parse(v.trim()).map_err(|e| ConfigError::new("DASHBOARDS_URL", &v, format!("not a URL: {e}")))
             })
             .transpose()?,
+        serverless,
     };
     Ok(SinkConfig {
         endpoint,
@@ -516,6 +575,31 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
         retry,
         setup,
     })
+}
+
+/// `AOSS_COLLECTION_TYPE`: required with `SIGV4_SERVICE=aoss` (a time-series collection
+/// refuses the `_id`s a search collection needs, so guessing would break one or the other),
+/// and refused anywhere else, where it would silently change nothing a user meant it to.
+fn collection_type(auth: &AuthConfig, value: Option<String>) -> Result<Option<CollectionType>, ConfigError> {
+    const VAR: &str = "AOSS_COLLECTION_TYPE";
+    let aoss = matches!(auth, AuthConfig::SigV4 { service, .. } if service == "aoss");
+    match (aoss, value) {
+        (true, None) => Err(ConfigError::new(
+            VAR,
+            "",
+            "SIGV4_SERVICE=aoss needs the collection's type: search (each event once, by _id) \
+             or timeseries (no _id: a redelivered batch can be indexed twice)",
+        )),
+        (true, Some(v)) => CollectionType::parse(&v)
+            .map(Some)
+            .ok_or_else(|| ConfigError::new(VAR, &v, "expected search or timeseries")),
+        (false, None) => Ok(None),
+        (false, Some(v)) => Err(ConfigError::new(
+            VAR,
+            &v,
+            "only applies to OpenSearch Serverless (AUTH=sigv4 with SIGV4_SERVICE=aoss); unset it for a domain",
+        )),
+    }
 }
 
 /// Any https URL (AWS domain, VPC endpoint, custom domain, China regions); http only on a
@@ -685,6 +769,7 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("OPENSEARCH_REGION", "cn-north-1"),
             ("SIGV4_SERVICE", "aoss"),
+            ("AOSS_COLLECTION_TYPE", "search"),
             ("COMPRESSION", "none"),
         ])
         .unwrap();
@@ -701,6 +786,73 @@ mod tests {
 
         let c = from(&[("OPENSEARCH_ENDPOINT", "http://127.0.0.1:9200"), ("AUTH", "none")]).unwrap();
         assert_eq!(c.sink.unwrap().auth, AuthConfig::None);
+    }
+
+    #[test]
+    fn serverless_collection_types() {
+        let aoss = |kind: Option<&str>| {
+            let mut pairs = vec![
+                ("OPENSEARCH_ENDPOINT", "https://abc123.eu-west-1.aoss.amazonaws.com"),
+                ("AWS_REGION", "eu-west-1"),
+                ("SIGV4_SERVICE", "aoss"),
+            ];
+            pairs.extend(kind.map(|k| ("AOSS_COLLECTION_TYPE", k)));
+            from(&pairs)
+        };
+        let c = aoss(Some("search")).unwrap();
+        assert_eq!(c.sink.unwrap().setup.serverless, Some(CollectionType::Search));
+        assert_eq!(c.bulk_action, BulkAction::CreateWithId, "search collections keep _ids");
+        // CloudFormation's spelling is accepted too.
+        for spelling in ["timeseries", "TIMESERIES", " TimeSeries "] {
+            let c = aoss(Some(spelling)).unwrap();
+            assert_eq!(c.sink.unwrap().setup.serverless, Some(CollectionType::TimeSeries));
+            assert_eq!(c.bulk_action, BulkAction::IndexWithoutId);
+        }
+
+        // Missing (or blank, as an unset CloudFormation value renders) stops the cold start.
+        for missing in [None, Some(""), Some("  ")] {
+            let err = aoss(missing).unwrap_err();
+            assert_eq!(err.var, "AOSS_COLLECTION_TYPE", "{missing:?}");
+            assert!(
+                err.to_string()
+                    .starts_with("AOSS_COLLECTION_TYPE=\"\": SIGV4_SERVICE=aoss needs"),
+                "{err}"
+            );
+            assert!(
+                err.reason.contains("search") && err.reason.contains("timeseries"),
+                "{err}"
+            );
+        }
+        for bad in ["vectorsearch", "time-series", "yes"] {
+            let err = aoss(Some(bad)).unwrap_err();
+            assert_eq!((err.var, err.value.as_str()), ("AOSS_COLLECTION_TYPE", bad));
+            assert_eq!(err.reason, "expected search or timeseries");
+        }
+
+        // Anywhere but Serverless it is refused: it would silently change nothing.
+        let domain = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                ("OPENSEARCH_ENDPOINT", "https://search-x.eu-west-1.es.amazonaws.com"),
+                ("AWS_REGION", "eu-west-1"),
+                ("AOSS_COLLECTION_TYPE", "timeseries"),
+            ];
+            pairs.extend_from_slice(extra);
+            from(&pairs)
+        };
+        for extra in [&[][..], &[("SIGV4_SERVICE", "es")], &[("AUTH", "none")]] {
+            let err = domain(extra).unwrap_err();
+            assert_eq!(err.var, "AOSS_COLLECTION_TYPE", "{extra:?}");
+            assert!(err.reason.contains("SIGV4_SERVICE=aoss"), "{err}");
+        }
+        // Blank on a domain (what the template renders there) is unset: today's behaviour.
+        let c = from(&[
+            ("OPENSEARCH_ENDPOINT", "https://search-x.eu-west-1.es.amazonaws.com"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AOSS_COLLECTION_TYPE", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.bulk_action, BulkAction::CreateWithId);
+        assert_eq!(c.sink.unwrap().setup.serverless, None);
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //!   classified as a CloudTrail record, other JSON, text or invalid.
 //! - [`signals`]: GeoIP, detection rules and SNS alerts, computed per record.
 //! - [`index`]: stages 3 and 4. One `create` item per event (daily index, deterministic
-//!   `_id`) written into one reusable body cut into chunks; the templates; dead-letter and
-//!   repaired documents.
+//!   `_id`; `index` without `_id` on a Serverless time-series collection) written into one
+//!   reusable body cut into chunks; the templates; dead-letter and repaired documents.
 //! - [`pipeline`]: what the stages below share: the [`Sink`] trait, [`pipeline::Batch`],
 //!   [`pipeline::Delivery`], [`Summary`].
 //! - [`deliver`]: stage 5. The HTTP client (gzip, SigV4), the delivery rules (retries, 413

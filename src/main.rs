@@ -2,10 +2,6 @@
 //! indexer and its clients once ([`cwl_indexer::wire`]), and serves invocations through the
 //! same handler the CLI runs.
 
-// The handler's future nests one future per stage; computing its layout needs more than the
-// default 128 query levels.
-#![recursion_limit = "256"]
-
 use cwl_indexer::config::ConfigError;
 use cwl_indexer::{Aws, Config, Wired};
 use lambda_runtime::{Error, LambdaEvent, service_fn};

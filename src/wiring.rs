@@ -5,7 +5,7 @@
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 
-use crate::config::Config;
+use crate::config::{BulkAction, Config};
 use crate::deliver::{Auth, AuthError, OpenSearch};
 use crate::indexer::Indexer;
 use crate::ingest::TrailStore;
@@ -65,6 +65,9 @@ pub enum WiringError {
 /// `S3_ENDPOINT_URL`, which then takes `us-east-1` if no region is set); without it, an S3
 /// notification fails with a message saying so.
 pub fn wire(config: Config, aws: &Aws) -> Result<Wired, WiringError> {
+    if let Some(warning) = serverless_warning(&config) {
+        tracing::warn!(aoss_collection_type = "timeseries", "{warning}");
+    }
     let opensearch = match &config.sink {
         Some(sink) => Some(OpenSearch::new(
             sink,
@@ -91,6 +94,16 @@ pub fn wire(config: Config, aws: &Aws) -> Result<Wired, WiringError> {
         indexer = indexer.with_trail_store(trails);
     }
     Ok(Wired { indexer, opensearch })
+}
+
+/// The cold-start warning of a time-series collection, which cannot give "nothing twice".
+pub(crate) fn serverless_warning(config: &Config) -> Option<&'static str> {
+    (config.bulk_action == BulkAction::IndexWithoutId).then_some(
+        "AOSS_COLLECTION_TYPE=timeseries: OpenSearch Serverless time-series collections refuse custom \
+         _ids, so documents are written with `index` and no _id, and a redelivered batch (a Lambda \
+         retry, a lost response, a re-run back-fill) is indexed TWICE; nothing is lost. For \
+         exactly-once, use a search collection (AOSS_COLLECTION_TYPE=search, ServerlessCollectionType=SEARCH)",
+    )
 }
 
 /// The SNS alerts, if `ALERT_TOPIC_ARN` is set.
@@ -126,5 +139,23 @@ mod tests {
         config.signals.alert_topic_arn = Some("arn:aws:sns:eu-west-1:111122223333:t".into());
         let err = wire(config, &Aws::default()).unwrap_err();
         assert_eq!(err.to_string(), "ALERT_TOPIC_ARN needs AWS_REGION");
+    }
+
+    #[test]
+    fn only_time_series_collections_warn_of_duplicates() {
+        assert_eq!(serverless_warning(&Config::default()), None);
+        let config = Config {
+            bulk_action: BulkAction::IndexWithoutId,
+            ..Config::default()
+        };
+        let warning = serverless_warning(&config).unwrap();
+        for needle in [
+            "AOSS_COLLECTION_TYPE=timeseries",
+            "no _id",
+            "TWICE",
+            "search collection",
+        ] {
+            assert!(warning.contains(needle), "{needle}: {warning}");
+        }
     }
 }

@@ -574,3 +574,86 @@ async fn redrive_resubmits_dead_letters_once_the_cause_is_fixed() {
     let (docs, dead) = assert_exactly_once(&s.prefix, &expected).await;
     assert_eq!((docs, dead), (expected.len(), 0));
 }
+
+/// The delivery rules with `index` actions and no `_id` (`AOSS_COLLECTION_TYPE=timeseries`),
+/// on the real node: OpenSearch takes such actions as a time-series collection does (no real
+/// collection was reachable here). Retries re-send only the failed items, dead letters land
+/// without `_id`, and a lost response duplicates: the documented trade-off.
+#[tokio::test]
+async fn index_actions_without_id_retry_only_what_failed_and_a_lost_response_duplicates() {
+    let time_series = |name: &str| {
+        let mut s = setup(name, true);
+        let mut config = node::config(&s.prefix, &s.proxy.url());
+        config.bulk_action = cwl_indexer::config::BulkAction::IndexWithoutId;
+        s.pipeline = Pipeline::new(config, None);
+        s
+    };
+    let documents = |prefix: &str| format!("{prefix}-1*,{prefix}-2*");
+    let event = fixture("access-denied.json");
+
+    // 429 and a mapping rejection on some items of a 200.
+    let s = time_series("tsretry");
+    s.proxy.plan(vec![Fault::RejectItems {
+        positions: vec![0, 2],
+        status: 429,
+        error_type: "es_rejected_execution_exception",
+    }]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(
+        (summary.delivery.retried, summary.delivery.duplicates),
+        (2, 0),
+        "{summary:?}"
+    );
+    let bulk: Vec<usize> = s
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("_bulk"))
+        .map(|r| r.items)
+        .collect();
+    assert_eq!(bulk, vec![summary.events_in, 2], "only the rejected items are re-sent");
+    node::refresh(&s.prefix).await;
+    assert_eq!(
+        node::count(&documents(&s.prefix), "*").await,
+        summary.events_in as u64,
+        "each event once"
+    );
+
+    s.proxy.plan(vec![Fault::RejectItems {
+        positions: vec![3],
+        status: 400,
+        error_type: "mapper_parsing_exception",
+    }]);
+    let again = ok(s.pipeline.invoke(&fixture("root-activity.json"), None).await);
+    assert_eq!(again.delivery.dead_lettered, 1, "{again:?}");
+    node::refresh(&s.prefix).await;
+    let letters = node::search(
+        &format!("{}-deadletter-*", s.prefix),
+        json!({"query": {"match_all": {}}}),
+    )
+    .await;
+    let letter = &letters["hits"]["hits"][0];
+    assert_eq!(letters["hits"]["total"]["value"], 1);
+    assert!(letter["_source"]["original"].get("id").is_none(), "{letter}");
+    assert!(
+        letter["_source"]["original"]["index"]
+            .as_str()
+            .unwrap()
+            .starts_with(&s.prefix)
+    );
+
+    // The response is lost after the node indexed the body: the retry indexes it again.
+    let s = time_series("tslost");
+    s.proxy.plan(vec![Fault::DropResponse]);
+    let summary = ok(s.pipeline.invoke(&event, None).await);
+    assert_eq!(
+        (summary.delivery.indexed, summary.delivery.duplicates),
+        (summary.events_in, 0)
+    );
+    node::refresh(&s.prefix).await;
+    assert_eq!(
+        node::count(&documents(&s.prefix), "*").await,
+        2 * summary.events_in as u64,
+        "without _ids a retried request is a second copy"
+    );
+}

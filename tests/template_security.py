@@ -662,7 +662,7 @@ def check_alarms(t):
         assert p.get("TreatMissingData") == "notBreaching", f"{name}: no traffic is not an alarm"
         assert p.get("AlarmActions") == topic, f"{name}: must notify AlarmTopicArn when given"
     # The metric the alarm reads is the one the function writes.
-    metrics = (ROOT / "src" / "metrics.rs").read_text()
+    metrics = (ROOT / "src" / "ops" / "metrics.rs").read_text()
     assert 'NAMESPACE: &str = "cwl-indexer"' in metrics and '"DeadLettered"' in metrics
 
 

@@ -42,7 +42,7 @@ pub(crate) fn chunk(dead: &[DeadLetter], batch: &Batch<'_>, prefix: &str) -> Bul
     for d in dead {
         let failure = Failure {
             index: &d.target.index,
-            id: &d.target.id,
+            id: d.target.id.as_deref(),
             status: d.status,
             error_type: &d.error_type,
             reason: &d.reason,
@@ -69,7 +69,7 @@ pub(crate) fn settle(dead: &[DeadLetter], counts: &Delivery, delivery: &mut Deli
     for d in dead {
         tracing::warn!(
             index = d.target.index,
-            id = d.target.id,
+            id = d.target.id.as_deref().unwrap_or("(none: time-series collection)"),
             status = d.status,
             error_type = d.error_type,
             reason = d.reason,

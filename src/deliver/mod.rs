@@ -6,7 +6,8 @@
 //! - `client`: HTTP, gzip, [`Auth`] (`auth`).
 //! - `sink`: the delivery rules; `dead_letter`: the dead-letter path.
 //! - `response`: what a `_bulk` answer means, item by item; `retry`: backoff and deadlines.
-//! - `setup`: templates, ISM/ILM retention, Dashboards saved objects.
+//! - `setup`: templates, ISM/ILM retention, Dashboards saved objects; on OpenSearch
+//!   Serverless only the templates, every other step reported as skipped.
 
 pub(crate) mod auth;
 pub(crate) mod client;
@@ -25,7 +26,7 @@ pub use sink::{OpenSearch, SinkError};
 /// Cluster setup: templates, retention and saved objects, for the CLI and the tests.
 pub mod cluster {
     pub use super::setup::{
-        Change, Cluster, Report, Retention, SAVED_OBJECTS, SetupError, ilm_policy, import_body, import_dashboards,
-        ism_policy, policy_id, run, saved_objects,
+        Change, Cluster, Report, Retention, SAVED_OBJECTS, SERVERLESS_RETENTION, SetupError, Skip, ilm_policy,
+        import_body, import_dashboards, ism_policy, policy_id, run, saved_objects,
     };
 }

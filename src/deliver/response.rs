@@ -36,7 +36,8 @@ pub enum BulkVerdict {
     /// One outcome per item, in request order.
     Items(Vec<ItemOutcome>),
     /// Nothing can be known about the items, but trying again may work (429, 502, 503, 504,
-    /// or a 200 whose body is not a bulk response). Safe because actions are `create`.
+    /// or a 200 whose body is not a bulk response). Safe because actions are `create` (on a
+    /// Serverless time-series collection, `index`: the documented duplicates).
     RetryAll {
         /// Why, for the logs.
         reason: String,

@@ -87,6 +87,15 @@ pub enum Retention {
     },
 }
 
+/// A setup step left out on purpose, and why (OpenSearch Serverless lacks it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skip {
+    /// The request or setting not sent.
+    pub step: &'static str,
+    /// Why, and what takes its place.
+    pub reason: &'static str,
+}
+
 /// Everything one setup run did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
@@ -98,7 +107,29 @@ pub struct Report {
     pub retention: Retention,
     /// Saved objects imported into Dashboards (none without `DASHBOARDS_URL`).
     pub dashboards_objects: Option<u64>,
+    /// The steps left out (on OpenSearch Serverless; empty elsewhere).
+    pub skipped: Vec<Skip>,
 }
+
+/// Why retention is not installed on OpenSearch Serverless.
+pub const SERVERLESS_RETENTION: &str = "OpenSearch Serverless: retention is the collection's lifecycle policy";
+
+/// What setup leaves out on OpenSearch Serverless, which serves none of it.
+const SERVERLESS_SKIPS: [Skip; 3] = [
+    Skip {
+        step: "GET / (version probe)",
+        reason: "OpenSearch Serverless does not identify its engine version there: the templates use the \
+                 mapping every engine accepts (free-form subtrees unindexed, searchable through @json)",
+    },
+    Skip {
+        step: "GET _cat/plugins (plugin listing)",
+        reason: "OpenSearch Serverless lists no plugins, and has no ISM to look for",
+    },
+    Skip {
+        step: "ISM/ILM retention policy",
+        reason: SERVERLESS_RETENTION,
+    },
+];
 
 /// The Dashboards saved objects, compiled in (`dashboards/cloudtrail-audit.ndjson`).
 pub const SAVED_OBJECTS: &str = include_str!("../../dashboards/cloudtrail-audit.ndjson");
@@ -216,6 +247,9 @@ impl Client<'_> {
 /// Runs the whole setup against `os` for indices under `prefix`.
 pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: Duration) -> Result<Report, SetupError> {
     let client = Client { os, timeout };
+    if config.serverless.is_some() {
+        return run_serverless(&client, prefix, config).await;
+    }
     let cluster = detect(&client).await;
     let retention_kind = if config.retention_days == 0 {
         None
@@ -256,6 +290,64 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
         templates,
         retention,
         dashboards_objects,
+        skipped: Vec::new(),
+    })
+}
+
+/// Setup on an OpenSearch Serverless collection: only the two index templates, which it
+/// accepts (`aoss:DescribeCollectionItems`, `CreateCollectionItems`, `UpdateCollectionItems`);
+/// no version probe, plugin listing, ISM or Dashboards import, each reported as skipped.
+async fn run_serverless(client: &Client<'_>, prefix: &str, config: &SetupConfig) -> Result<Report, SetupError> {
+    let mut skipped = SERVERLESS_SKIPS.to_vec();
+    if config.index_replicas.is_some() {
+        skipped.push(Skip {
+            step: "index.number_of_replicas (INDEX_REPLICAS)",
+            reason: "OpenSearch Serverless manages replicas itself",
+        });
+    }
+    skipped.push(Skip {
+        step: "index.codec",
+        reason: "OpenSearch Serverless manages storage itself; left out rather than risk a refused template",
+    });
+    if config.dashboards.is_some() {
+        skipped.push(Skip {
+            step: "Dashboards saved objects import (DASHBOARDS_URL)",
+            reason: "OpenSearch Serverless Dashboards is opened through the console: import \
+                     dashboards/cloudtrail-audit.ndjson under Saved objects as the admin principal",
+        });
+    }
+    let serverless_template = |mut body: Value| {
+        if let Some(settings) = body["template"]["settings"].as_object_mut() {
+            settings.remove("index.codec");
+        }
+        body
+    };
+    let mut templates = Vec::new();
+    for (name, body) in [
+        (
+            template::template_name(prefix),
+            template::document_template(prefix, Flavor::Disabled, None, None),
+        ),
+        (
+            template::deadletter_template_name(prefix),
+            template::deadletter_template(prefix, None, None),
+        ),
+    ] {
+        let change = put_template(client, &name, serverless_template(body), &[]).await?;
+        templates.push((name, change));
+    }
+    Ok(Report {
+        cluster: Cluster {
+            distribution: "opensearch-serverless".into(),
+            version: "unknown".into(),
+            flavor: Flavor::Disabled,
+        },
+        templates,
+        retention: Retention::Unsupported {
+            reason: SERVERLESS_RETENTION.into(),
+        },
+        dashboards_objects: None,
+        skipped,
     })
 }
 

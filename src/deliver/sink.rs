@@ -357,7 +357,8 @@ impl OpenSearch {
     }
 
     /// Writes dead letters to `<prefix>-deadletter-<the original index's date>` with the
-    /// original `_id`, so a redelivered failure is one dead letter, not two.
+    /// original `_id`, so a redelivered failure is one dead letter, not two (on a time-series
+    /// collection, without `_id`: there a redelivered failure is two).
     async fn write_dead_letters(
         &self,
         dead: &[DeadLetter],

@@ -1,20 +1,13 @@
 //! A CloudWatch Logs subscription event: one payload, `base64(gzip(envelope))`, through the
 //! indexer; the invocation fails as a whole, and Lambda retries it, if any event is unsettled.
 
-use std::time::Instant;
+use super::source::Run;
+use crate::indexer::HandlerError;
+use crate::pipeline::Sink;
 
-use crate::indexer::{HandlerError, Indexer};
-use crate::pipeline::{Sink, Summary};
-
-/// Indexes the payload `data`, adding what was done to `summary`.
-pub(crate) async fn process<S: Sink>(
-    indexer: &Indexer,
-    data: &str,
-    sink: &mut S,
-    deadline: Option<Instant>,
-    summary: &mut Summary,
-) -> Result<(), HandlerError> {
-    let (done, result) = indexer.process_data(data, sink, deadline).await;
-    *summary = done;
+/// Indexes the payload `data`; what was done becomes the run's summary.
+pub(crate) async fn process<S: Sink>(run: &mut Run<'_, S>, data: &str) -> Result<(), HandlerError> {
+    let (done, result) = run.indexer.process_data(data, run.sink, run.deadline).await;
+    *run.total = done;
     result
 }

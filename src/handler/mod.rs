@@ -103,7 +103,9 @@ impl Indexer {
         sink: &mut S,
     ) -> Result<Response, HandlerError> {
         let deadline = deadline_instant(event.context.deadline());
-        let done = self.dispatch(event.payload.get(), sink, deadline).await?;
+        // Boxed, once per invocation: the future nesting every stage is otherwise deeper than
+        // the compiler's layout query limit in the `bootstrap` binary.
+        let done = Box::pin(self.dispatch(event.payload.get(), sink, deadline)).await?;
         let error = done.result.as_ref().err().map(ToString::to_string);
         log_invocation(
             &event.context.request_id,

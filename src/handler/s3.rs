@@ -1,21 +1,17 @@
 //! An S3 notification record: a created object is read and indexed as a CloudTrail file
 //! (digests and other keys are skipped by the indexer); other event names are skipped.
 
-use std::time::Instant;
-
 use super::events::{self, EventRecord, S3Entity};
-use crate::indexer::{HandlerError, Indexer};
-use crate::pipeline::{Sink, Summary};
+use super::source::Run;
+use crate::indexer::HandlerError;
+use crate::pipeline::Sink;
 
-/// Reads the object `entity` names if `record` says it was created, adding what was done
-/// to `total`.
+/// Reads the object `entity` names if `record` says it was created, adding what was done to
+/// the run's total.
 pub(crate) async fn record<S: Sink>(
-    indexer: &Indexer,
+    run: &mut Run<'_, S>,
     record: &EventRecord<'_>,
     entity: &S3Entity<'_>,
-    sink: &mut S,
-    deadline: Option<Instant>,
-    total: &mut Summary,
 ) -> Result<(), HandlerError> {
     let key = events::decode_key(&entity.object.key);
     let name = record.event_name.as_deref().unwrap_or_default();
@@ -23,7 +19,10 @@ pub(crate) async fn record<S: Sink>(
         tracing::info!(bucket = %entity.bucket.name, key, event_name = name, "not an ObjectCreated notification: skipped");
         return Ok(());
     }
-    let (summary, result) = indexer.process_object(&entity.bucket.name, &key, sink, deadline).await;
-    total.absorb(&summary);
+    let (summary, result) = run
+        .indexer
+        .process_object(&entity.bucket.name, &key, run.sink, run.deadline)
+        .await;
+    run.total.absorb(&summary);
     result.map(|_| ())
 }

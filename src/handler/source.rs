@@ -71,6 +71,19 @@ impl<'e, 'a> Source<'e, 'a> {
     }
 }
 
+/// One event being run: the indexer, where its chunks go, the invocation's deadline, and
+/// what has been done so far. Every source's file takes it.
+pub(crate) struct Run<'r, S> {
+    /// The stages.
+    pub indexer: &'r Indexer,
+    /// Where bulk chunks go.
+    pub sink: &'r mut S,
+    /// When the invocation must have returned.
+    pub deadline: Option<Instant>,
+    /// What was done, added to by every payload and object.
+    pub total: &'r mut Summary,
+}
+
 impl Indexer {
     /// Runs one event of a known source, adding what it did to `summary`.
     ///
@@ -84,73 +97,61 @@ impl Indexer {
         deadline: Option<Instant>,
         summary: &mut Summary,
     ) -> Result<Response, HandlerError> {
+        let mut run = Run {
+            indexer: self,
+            sink,
+            deadline,
+            total: summary,
+        };
         match source {
-            Source::AwsLogs(awslogs) => {
-                awslogs::process(self, &awslogs.data, sink, deadline, summary).await?;
-                Ok(Response::Summary(summary.clone()))
-            }
-            Source::Kinesis(records) => Ok(Response::Batch(
-                kinesis::process(self, records, sink, deadline, summary).await,
-            )),
-            Source::Sqs(records) => Ok(Response::Batch(
-                sqs::process(self, records, sink, deadline, summary).await,
-            )),
+            Source::AwsLogs(awslogs) => awslogs::process(&mut run, &awslogs.data).await?,
+            Source::Kinesis(records) => return Ok(Response::Batch(kinesis::process(&mut run, records).await)),
+            Source::Sqs(records) => return Ok(Response::Batch(sqs::process(&mut run, records).await)),
             // An SNS envelope arrives only inside an SQS body, never as the event itself.
-            Source::SnsEnvelope(_) => Err(HandlerError::UnknownEvent),
-            Source::Sns(_) | Source::S3(_) | Source::TestEvent => {
-                self.notification(source, sink, deadline, summary).await?;
-                Ok(Response::Summary(summary.clone()))
+            Source::SnsEnvelope(_) => return Err(HandlerError::UnknownEvent),
+            Source::Sns(_) | Source::S3(_) | Source::TestEvent => notification(source, &mut run).await?,
+        }
+        Ok(Response::Summary(run.total.clone()))
+    }
+}
+
+/// A notification (S3 or SNS records, an SNS envelope, the test event): reads and indexes
+/// each created object. Every record is tried; the first error is returned.
+pub(crate) fn notification<'s, S: Sink>(
+    source: Source<'s, 's>,
+    run: &'s mut Run<'_, S>,
+) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + 's>> {
+    // Boxed: an SNS message nests a notification, so this recurses (once).
+    Box::pin(async move {
+        let records = match source {
+            Source::TestEvent => return test_event::skip(),
+            Source::SnsEnvelope(message) => return sns::envelope(run, message).await,
+            Source::Sns(records) | Source::S3(records) => records,
+            Source::AwsLogs(_) | Source::Kinesis(_) | Source::Sqs(_) => return Err(HandlerError::UnknownEvent),
+        };
+        let mut first_error = None;
+        for record in records {
+            let result = if let Some(data) = &record.sns {
+                sns::envelope(run, &data.message).await
+            } else if let Some(entity) = &record.s3 {
+                s3::record(run, record, entity).await
+            } else {
+                Err(HandlerError::UnknownEvent)
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "notification record failed");
+                first_error.get_or_insert(e);
             }
         }
-    }
+        first_error.map_or(Ok(()), Err)
+    })
+}
 
-    /// A notification (S3 or SNS records, an SNS envelope, the test event): reads and
-    /// indexes each created object. Every record is tried; the first error is returned.
-    pub(crate) fn notification<'s, S: Sink>(
-        &'s self,
-        source: Source<'s, 's>,
-        sink: &'s mut S,
-        deadline: Option<Instant>,
-        total: &'s mut Summary,
-    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + 's>> {
-        // Boxed: an SNS message nests a notification, so this recurses (once).
-        Box::pin(async move {
-            let records = match source {
-                Source::TestEvent => return test_event::skip(),
-                Source::SnsEnvelope(message) => return sns::envelope(self, message, sink, deadline, total).await,
-                Source::Sns(records) | Source::S3(records) => records,
-                Source::AwsLogs(_) | Source::Kinesis(_) | Source::Sqs(_) => return Err(HandlerError::UnknownEvent),
-            };
-            let mut first_error = None;
-            for record in records {
-                let result = if let Some(data) = &record.sns {
-                    sns::envelope(self, &data.message, sink, deadline, total).await
-                } else if let Some(entity) = &record.s3 {
-                    s3::record(self, record, entity, sink, deadline, total).await
-                } else {
-                    Err(HandlerError::UnknownEvent)
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "notification record failed");
-                    first_error.get_or_insert(e);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        })
-    }
-
-    /// A notification carried as text (an SQS body, an SNS `Message`), parsed and run.
-    pub(crate) async fn notification_text<S: Sink>(
-        &self,
-        text: &str,
-        sink: &mut S,
-        deadline: Option<Instant>,
-        total: &mut Summary,
-    ) -> Result<(), HandlerError> {
-        let inner: Incoming<'_> = serde_json::from_str(text).map_err(HandlerError::Event)?;
-        let source = Source::of(&inner).ok_or(HandlerError::UnknownEvent)?;
-        self.notification(source, sink, deadline, total).await
-    }
+/// A notification carried as text (an SQS body, an SNS `Message`), parsed and run.
+pub(crate) async fn notification_text<S: Sink>(run: &mut Run<'_, S>, text: &str) -> Result<(), HandlerError> {
+    let inner: Incoming<'_> = serde_json::from_str(text).map_err(HandlerError::Event)?;
+    let source = Source::of(&inner).ok_or(HandlerError::UnknownEvent)?;
+    notification(source, run).await
 }
 
 /// Each record of a Kinesis or SQS batch on its own: `process` answers the record's id (the

@@ -40,13 +40,15 @@ pub struct Target {
     /// The daily index.
     #[serde(rename = "_index")]
     pub index: String,
-    /// The document id.
-    #[serde(rename = "_id")]
-    pub id: String,
+    /// The document id; `None` for an `index` action without one (time-series collections).
+    #[serde(rename = "_id", default)]
+    pub id: Option<String>,
 }
 
+/// `{"create": {...}}`, or `{"index": {...}}` without `_id`.
 #[derive(Deserialize)]
 struct ActionLine {
+    #[serde(alias = "index")]
     create: Target,
 }
 
@@ -324,7 +326,7 @@ mod tests {
         for (i, item) in chunk.items().iter().enumerate() {
             let target = chunk.target(item).unwrap();
             assert_eq!(target.index, "cwl-2024.05.06");
-            assert_eq!(target.id, format!("1:id-{i}"));
+            assert_eq!(target.id, Some(format!("1:id-{i}")));
             let doc: Value = serde_json::from_slice(chunk.source(item)).unwrap();
             assert_eq!(doc["eventID"], format!("id-{i}"));
         }
@@ -342,8 +344,23 @@ mod tests {
         assert_eq!(retry.items().len(), 2);
         let expected: Vec<u8> = picked.iter().flat_map(|i| chunk.item_bytes(i).to_vec()).collect();
         assert_eq!(retry.body(), expected.as_slice());
-        assert_eq!(retry.target(&retry.items()[1]).unwrap().id, "1:id-3");
+        assert_eq!(retry.target(&retry.items()[1]).unwrap().id.as_deref(), Some("1:id-3"));
         assert_eq!(retry.source(&retry.items()[0]), chunk.source(picked[0]));
+    }
+
+    #[test]
+    fn index_actions_read_back_without_id() {
+        let env = envelope(&messages(2, 1));
+        let config = Config {
+            bulk_action: crate::config::BulkAction::IndexWithoutId,
+            ..Config::default()
+        };
+        let mut chunk = BulkChunk::default();
+        BulkEncoder::new(&config, &env).next_chunk(&mut chunk);
+        for item in chunk.items() {
+            let target = chunk.target(item).unwrap();
+            assert_eq!((target.index.as_str(), target.id), ("cwl-2024.05.06", None));
+        }
     }
 
     #[test]

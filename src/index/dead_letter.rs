@@ -1,6 +1,7 @@
 //! The dead-letter document: an item the cluster refused for good, written to
-//! `<prefix>-deadletter-<the original index's date>` under its original `_id`, with the raw
-//! message, why it failed and where it came from, so `redrive` can re-submit it.
+//! `<prefix>-deadletter-<the original index's date>` under its original `_id` (none, with an
+//! `index` action, on a time-series collection), with the raw message, why it failed and
+//! where it came from, so `redrive` can re-submit it.
 
 use std::io::Write as _;
 
@@ -13,8 +14,9 @@ use crate::ingest::{Envelope, LogEvent};
 pub struct Failure<'a> {
     /// The index the document was meant for.
     pub index: &'a str,
-    /// The document's `_id`, kept so a redelivered failure is one dead letter, not two.
-    pub id: &'a str,
+    /// The document's `_id`, kept so a redelivered failure is one dead letter, not two;
+    /// `None` where documents have none (time-series collections): no `_id` either then.
+    pub id: Option<&'a str>,
     /// HTTP status of the item (or 413 for the request).
     pub status: u16,
     /// OpenSearch's error type.
@@ -34,7 +36,8 @@ pub fn dead_letter_index(prefix: &str, index: &str) -> String {
     format!("{}-{date}", template::deadletter_prefix(prefix))
 }
 
-/// Writes the `create` action and the dead-letter document for `failure` of `event` (from
+/// Writes the action (`create` with the original `_id`, or `index` without one when the
+/// original had none) and the dead-letter document for `failure` of `event` (from
 /// `envelope`), at time `now` (RFC 3339), into `out`.
 pub fn write_dead_letter(
     out: &mut Vec<u8>,
@@ -44,10 +47,16 @@ pub fn write_dead_letter(
     event: Option<&LogEvent<'_>>,
     failure: &Failure<'_>,
 ) {
-    out.extend_from_slice(br#"{"create":{"_index":"#);
+    let action: &[u8] = match failure.id {
+        Some(_) => br#"{"create":{"_index":"#,
+        None => br#"{"index":{"_index":"#,
+    };
+    out.extend_from_slice(action);
     write_json_str(out, &dead_letter_index(prefix, failure.index));
-    out.extend_from_slice(br#","_id":"#);
-    write_json_str(out, failure.id);
+    if let Some(id) = failure.id {
+        out.extend_from_slice(br#","_id":"#);
+        write_json_str(out, id);
+    }
     out.extend_from_slice(b"}}\n{\"@timestamp\":");
     write_json_str(out, now);
     out.extend_from_slice(br#","message":"#);
@@ -59,8 +68,10 @@ pub fn write_dead_letter(
     write_json_str(out, failure.reason);
     out.extend_from_slice(br#"},"original":{"index":"#);
     write_json_str(out, failure.index);
-    out.extend_from_slice(br#","id":"#);
-    write_json_str(out, failure.id);
+    if let Some(id) = failure.id {
+        out.extend_from_slice(br#","id":"#);
+        write_json_str(out, id);
+    }
     out.extend_from_slice(br#"},"@id":"#);
     write_json_str(out, event.map_or("", |e| &e.id));
     out.extend_from_slice(br#","@owner":"#);
@@ -96,22 +107,25 @@ mod tests {
         };
         let failure = Failure {
             index: "cwl-2024.05.06",
-            id: "111122223333:x",
+            id: Some("111122223333:x"),
             status: 400,
             error_type: "mapper_parsing_exception",
             reason: "bad \"value\"",
             attempts: 1,
         };
-        let mut out = Vec::new();
-        write_dead_letter(
-            &mut out,
-            "cwl",
-            "2024-05-06T00:00:00.000Z",
-            &envelope,
-            Some(&event),
-            &failure,
-        );
-        let text = std::str::from_utf8(&out).unwrap();
+        let write = |failure: &Failure<'_>| {
+            let mut out = Vec::new();
+            write_dead_letter(
+                &mut out,
+                "cwl",
+                "2024-05-06T00:00:00.000Z",
+                &envelope,
+                Some(&event),
+                failure,
+            );
+            String::from_utf8(out).unwrap()
+        };
+        let text = write(&failure);
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines[0]["create"]["_index"], "cwl-deadletter-2024.05.06");
         assert_eq!(lines[0]["create"]["_id"], "111122223333:x");
@@ -121,5 +135,16 @@ mod tests {
         assert_eq!(lines[1]["@log_group"], "g");
         assert_eq!(lines[1]["timestamp"], 7);
         assert_eq!(dead_letter_index("cwl", "other"), "cwl-deadletter-unknown");
+
+        // A time-series collection's document has no `_id`, and neither has its dead letter.
+        let text = write(&Failure { id: None, ..failure });
+        let (action, doc) = text.split_once('\n').unwrap();
+        assert_eq!(action, r#"{"index":{"_index":"cwl-deadletter-2024.05.06"}}"#);
+        let doc: Value = serde_json::from_str(doc).unwrap();
+        assert_eq!(doc["original"], serde_json::json!({"index": "cwl-2024.05.06"}));
+        assert_eq!(
+            doc["@timestamp"], "2024-05-06T00:00:00.000Z",
+            "time-series collections need it"
+        );
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::json::{write_escaped, write_json_str};
 use super::promoted::write_promoted;
-use crate::config::{Config, RawMessage};
+use crate::config::{BulkAction, Config, RawMessage};
 use crate::ingest::event_id::{MAX_ID_BYTES, id_parts, parse_event_time};
 use crate::ingest::{self, Field, LogEvent, Message, Placement, Record};
 use crate::signals::{self, Enrichment, Findings, Geo, SignalMatch, Signals};
@@ -48,6 +48,10 @@ pub struct Origin<'a> {
     pub log_stream: &'a str,
 }
 
+/// The start of a `create` action line, and of an `index` one (no `_id`).
+const CREATE: &[u8] = br#"{"create":{"_index":""#;
+const INDEX: &[u8] = br#"{"index":{"_index":""#;
+
 /// Appends the action line and the document line for `event` to `out`, without enrichment,
 /// with `@json` copies as `config.full_text_subtrees` says for a cluster not known.
 pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event: &LogEvent<'_>) -> DocKind {
@@ -86,21 +90,25 @@ pub fn write_document(
         .unwrap_or_else(|| millis_to_time(event.timestamp));
 
     // Action line. `create`, not `index`: a redelivered event finds its `_id` taken and
-    // is answered 409 instead of being rewritten.
-    out.extend_from_slice(br#"{"create":{"_index":""#);
+    // is answered 409 instead of being rewritten. Serverless time-series collections refuse
+    // custom `_id`s: there, `index` without one (`BulkAction::IndexWithoutId`).
+    let with_id = config.bulk_action == BulkAction::CreateWithId;
+    out.extend_from_slice(if with_id { CREATE } else { INDEX });
     let index_start = out.len();
     write_index_name(out, &config.index_prefix, &time);
     let index_end = out.len();
-    out.extend_from_slice(br#"","_id":""#);
-    match record.and_then(cloudtrail_id) {
-        Some((account, id)) => {
-            if let Some(account) = account {
-                write_escaped(out, account);
-                out.push(b':');
+    if with_id {
+        out.extend_from_slice(br#"","_id":""#);
+        match record.and_then(cloudtrail_id) {
+            Some((account, id)) => {
+                if let Some(account) = account {
+                    write_escaped(out, account);
+                    out.push(b':');
+                }
+                write_escaped(out, id);
             }
-            write_escaped(out, id);
+            None => write_escaped(out, &event_id(event)),
         }
-        None => write_escaped(out, &event_id(event)),
     }
     out.extend_from_slice(b"\"}}\n");
 
@@ -435,6 +443,24 @@ mod tests {
         expected.as_object_mut().unwrap().sort_keys();
         got.as_object_mut().unwrap().sort_keys();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn time_series_collections_get_index_actions_without_id() {
+        let config = Config {
+            bulk_action: BulkAction::IndexWithoutId,
+            ..Config::default()
+        };
+        let mut out = Vec::new();
+        write_item(&mut out, &config, &ORIGIN, &event(LOGIN, 0));
+        let text = std::str::from_utf8(&out).unwrap();
+        let (action, doc) = text.split_once('\n').unwrap();
+        assert_eq!(action, r#"{"index":{"_index":"cwl-2024.03.01"}}"#);
+        // The document line is the one a search collection gets, byte for byte.
+        let mut with_id = Vec::new();
+        write_item(&mut with_id, &Config::default(), &ORIGIN, &event(LOGIN, 0));
+        let (_, same) = std::str::from_utf8(&with_id).unwrap().split_once('\n').unwrap();
+        assert_eq!(doc, same);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Stages 3 and 4, index: each log event becomes one bulk item (a `create` action with its
-//! daily index and deterministic `_id`, and the document line) written into one reusable body,
+//! daily index and deterministic `_id`, or on a Serverless time-series collection an `index`
+//! action without `_id`, and the document line) written into one reusable body,
 //! cut into chunks under `BULK_MAX_BYTES`; plus the index templates the documents are mapped
 //! by, and the other documents the pipeline writes (dead letters, repaired records).
 //!

@@ -436,7 +436,10 @@ mod tests {
             assert!(props.get(*name).is_some(), "{name}");
         }
         let sa = &props["aws"]["properties"]["cloudtrail"]["properties"];
-        assert_eq!(sa["response_elements"]["properties"]["text"]["path"], "responseElements");
+        assert_eq!(
+            sa["response_elements"]["properties"]["text"]["path"],
+            "responseElements"
+        );
         assert_eq!(props["@id"]["doc_values"], false);
         assert_eq!(
             sa["requestParameters"]["properties"]["ipPermissions"]["properties"]["items"]["properties"]["fromPort"]["type"],

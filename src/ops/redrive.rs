@@ -11,6 +11,7 @@ use flate2::{Compression, write::GzEncoder};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::config::BulkAction;
 use crate::deliver::{OpenSearch, SinkError, describe_error};
 use crate::index::{self, BulkChunk, Target};
 use crate::indexer::Indexer;
@@ -31,6 +32,13 @@ pub enum RedriveError {
     /// Re-submitting failed; the dead letters stay where they are.
     #[error("re-submitting failed: {0}")]
     Submit(String),
+    /// Documents have no `_id` to read back by (an OpenSearch Serverless time-series
+    /// collection): a dead letter could never be cleared safely.
+    #[error(
+        "redrive needs documents with _ids to read back before it deletes a dead letter; \
+         AOSS_COLLECTION_TYPE=timeseries has none (use --dry-run to count them, re-submit by hand)"
+    )]
+    NoIds,
 }
 
 /// What a redrive did.
@@ -75,6 +83,9 @@ pub async fn redrive(
     dry_run: bool,
     timeout: Duration,
 ) -> Result<RedriveReport, RedriveError> {
+    if !dry_run && indexer.config().bulk_action == BulkAction::IndexWithoutId {
+        return Err(RedriveError::NoIds);
+    }
     let pattern = format!("{}-*", index::deadletter_prefix(&indexer.config().index_prefix));
     let call = |what: &'static str, method: Method, path: String, body: Value| async move {
         let (status, answer) = opensearch

@@ -5,6 +5,7 @@
 pub mod fault_proxy;
 pub mod moto;
 pub mod node;
+pub mod recorder;
 pub mod sigv4_proxy;
 
 use std::io::Write;
