@@ -12,7 +12,7 @@ pub enum ItemOutcome {
     /// Its `_id` was already there (409 on `create`): an earlier delivery indexed it.
     AlreadyPresent,
     /// Worth another try: 429, a full write queue (`rejected_execution_exception`, or
-    /// `es_rejected_execution_exception` in Elasticsearch and OpenSearch 1.x), 502/503/504.
+    /// Elasticsearch's `es_rejected_execution_exception`), 502/503/504.
     Retry {
         /// The item's status.
         status: u16,
@@ -204,8 +204,8 @@ fn item_outcome(status: u16, error: Option<&ErrorBody>) -> ItemOutcome {
 }
 
 /// A full thread pool queue: the node's back-pressure, gone once its queue drains. OpenSearch
-/// 2.x names it `rejected_execution_exception`; Elasticsearch (and OpenSearch 1.x, which kept the
-/// name) `es_rejected_execution_exception`. Retried whatever the item's status says.
+/// 2.19 names it `rejected_execution_exception`, Elasticsearch `es_rejected_execution_exception`.
+/// Retried whatever the item's status says.
 fn is_rejection(error_type: &str) -> bool {
     matches!(
         error_type,
