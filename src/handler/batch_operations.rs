@@ -288,6 +288,17 @@ mod tests {
     }
 
     #[test]
+    fn the_keys_of_our_manifests_decode_to_themselves() {
+        for key in [
+            "AWSLogs/1/read me+notes, 100%.txt",
+            "AWSLogs/1/a=b&c;d.json.gz",
+            "plain/é.json.gz",
+        ] {
+            assert_eq!(events::decode_key(&crate::ops::encode_key(key)), key);
+        }
+    }
+
+    #[test]
     fn tasks_left_when_the_deadline_is_near_are_temporary_failures() {
         let (_, response) = answer(&fixture("request-2.0-tasks.json"), Some(Instant::now()));
         assert_eq!(response.results.len(), 4);
