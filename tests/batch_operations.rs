@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use common::fault_proxy::{Fault, FaultProxy};
-use common::moto::{Moto, boto, start_moto};
+use common::moto::{self, Moto, TRAIL_BUCKET, TRAIL_KEY, boto, start_moto};
 use common::node;
 use cwl_indexer::config::AuthConfig;
 use cwl_indexer::deliver::{Auth, OpenSearch};
@@ -19,28 +19,10 @@ use cwl_indexer::ingest::TrailStore;
 use cwl_indexer::{Config, Indexer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
-
-const TRAIL_BUCKET: &str = "cwl-indexer-fixture-trail";
-const TRAIL_KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T0000Z_fixture.json.gz";
+use serde_json::Value;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(common::fixtures().join("inputs/batch-operations").join(name)).unwrap()
-}
-
-/// moto with the fixture trail bucket and its one CloudTrail file.
-fn moto_with_trail_file() -> Moto {
-    let moto = start_moto();
-    let file = common::fixtures().join("inputs/trail").join(TRAIL_KEY);
-    boto(
-        &moto,
-        &format!(
-            "s3 = boto3.client('s3', **kw)\ns3.create_bucket(Bucket={TRAIL_BUCKET:?})\n\
-             s3.upload_file({:?}, {TRAIL_BUCKET:?}, {TRAIL_KEY:?})",
-            file.display().to_string()
-        ),
-    );
-    moto
 }
 
 /// An indexer reading S3 from `moto`, and its sink into `endpoint`.
@@ -63,30 +45,6 @@ async fn invoke(indexer: &Indexer, opensearch: &OpenSearch, json: &str) -> Batch
     }
 }
 
-/// The (index, _id) of every document under `prefix` (daily indices), repeats kept.
-async fn landed(prefix: &str) -> Vec<(String, String)> {
-    node::refresh(prefix).await;
-    let hits = node::search(
-        &format!("{prefix}-*"),
-        json!({"size": 10000, "_source": false, "query": {"match_all": {}}}),
-    )
-    .await;
-    let mut ids: Vec<(String, String)> = hits["hits"]["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| !h["_index"].as_str().unwrap().contains("-deadletter-"))
-        .map(|h| {
-            (
-                h["_index"].as_str().unwrap().to_owned(),
-                h["_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
 fn codes(r: &BatchOperationsResponse) -> Vec<String> {
     let v = serde_json::to_value(r).unwrap();
     v["results"]
@@ -99,7 +57,7 @@ fn codes(r: &BatchOperationsResponse) -> Vec<String> {
 
 #[tokio::test]
 async fn the_fixture_invocations_are_answered_as_documented_and_a_retry_duplicates_nothing() {
-    let moto = moto_with_trail_file();
+    let moto = moto::with_trail_file();
     for (request, expected) in [
         ("request-1.0.json", "expected-response-1.0.json"),
         ("request-2.0.json", "expected-response-2.0.json"),
@@ -111,7 +69,7 @@ async fn the_fixture_invocations_are_answered_as_documented_and_a_retry_duplicat
         let response = invoke(&indexer, &opensearch, &fixture(request)).await;
         let want: Value = serde_json::from_str(&fixture(expected)).unwrap();
         assert_eq!(serde_json::to_value(&response).unwrap(), want, "{request}");
-        let first = landed(&prefix).await;
+        let first = node::landed(&prefix).await;
         // 40 records, 32 documents: the samples repeat 8 (index, _id) pairs.
         assert_eq!(first.len(), 32, "{request}: the file's 32 documents");
         assert_eq!(first.iter().collect::<BTreeSet<_>>().len(), 32, "each once");
@@ -123,7 +81,7 @@ async fn the_fixture_invocations_are_answered_as_documented_and_a_retry_duplicat
             "{request}"
         );
         assert_eq!(
-            landed(&prefix).await,
+            node::landed(&prefix).await,
             first,
             "{request}: a retried task duplicates nothing"
         );
@@ -132,7 +90,7 @@ async fn the_fixture_invocations_are_answered_as_documented_and_a_retry_duplicat
 
 #[tokio::test]
 async fn a_file_over_the_size_cap_is_refused_and_a_throttled_task_is_retried_by_the_job() {
-    let moto = moto_with_trail_file();
+    let moto = moto::with_trail_file();
     let request = fixture("request-2.0.json");
 
     // Over MAX_TRAIL_FILE_BYTES: PermanentFailure with the reason, nothing sent.
@@ -147,7 +105,7 @@ async fn a_file_over_the_size_cap_is_refused_and_a_throttled_task_is_retried_by_
         response.results[0].result_string,
         format!("over the size cap (decompressed beyond MAX_TRAIL_FILE_BYTES=1024): s3://{TRAIL_BUCKET}/{TRAIL_KEY}")
     );
-    assert!(landed(&prefix).await.is_empty());
+    assert!(node::landed(&prefix).await.is_empty());
 
     // The cluster rejects every item (429 rejected_execution_exception, as OpenSearch 2.19's full
     // write queue does) until the retries run out: TemporaryFailure, nothing dead-lettered, the
@@ -174,7 +132,7 @@ async fn a_file_over_the_size_cap_is_refused_and_a_throttled_task_is_retried_by_
         node::fast_retry().max_attempts as usize,
         "every attempt was made"
     );
-    assert!(landed(&prefix).await.is_empty());
+    assert!(node::landed(&prefix).await.is_empty());
     assert_eq!(node::count(&format!("{prefix}-deadletter-*"), "*").await, 0);
 
     // The job redrives the task once the cluster has room: it lands, once.
@@ -185,7 +143,7 @@ async fn a_file_over_the_size_cap_is_refused_and_a_throttled_task_is_retried_by_
         retried.results[0].result_string,
         "40 events: 32 indexed, 8 already present, 0 dead-lettered"
     );
-    let ids = landed(&prefix).await;
+    let ids = node::landed(&prefix).await;
     assert_eq!((ids.len(), ids.iter().collect::<BTreeSet<_>>().len()), (32, 32));
 }
 
@@ -352,7 +310,7 @@ fn manifest_in(moto: &Moto, key: &str) -> String {
 
 #[test]
 fn backfill_batch_operations_writes_the_manifest_and_creates_the_job_as_documented() {
-    let moto = moto_with_trail_file();
+    let moto = moto::with_trail_file();
     boto(
         &moto,
         "boto3.client('s3', **kw).create_bucket(Bucket='cwl-indexer-batch')",

@@ -124,6 +124,19 @@ fn cargo_lambda() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// cargo-lambda, or `None` after saying the test is skipped (an error where it is required).
+fn cargo_lambda_or_skip() -> Option<PathBuf> {
+    let found = cargo_lambda();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CWL_REQUIRE_CARGO_LAMBDA").is_none(),
+            "cargo-lambda not found: run `bash scripts/tool-venv.sh lambda`, or set CARGO_LAMBDA"
+        );
+        eprintln!("local_invoke: SKIPPED, cargo-lambda not found (bash scripts/tool-venv.sh lambda)");
+    }
+    found
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -308,12 +321,7 @@ fn hits(answer: &Value) -> BTreeSet<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fixtures_through_the_cargo_lambda_emulator_land_in_the_node() {
-    let Some(cargo_lambda) = cargo_lambda() else {
-        assert!(
-            std::env::var_os("CWL_REQUIRE_CARGO_LAMBDA").is_none(),
-            "cargo-lambda not found: run `bash scripts/tool-venv.sh lambda`, or set CARGO_LAMBDA"
-        );
-        eprintln!("local_invoke: SKIPPED, cargo-lambda not found (bash scripts/tool-venv.sh lambda)");
+    let Some(cargo_lambda) = cargo_lambda_or_skip() else {
         return;
     };
     let prefix = node::unique_prefix("invoke");
@@ -414,12 +422,7 @@ fn task(n: usize, bucket: &str, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_operations_tasks_through_the_emulator_one_refused_one_throttled_the_rest_indexed() {
-    let Some(cargo_lambda) = cargo_lambda() else {
-        assert!(
-            std::env::var_os("CWL_REQUIRE_CARGO_LAMBDA").is_none(),
-            "cargo-lambda not found: run `bash scripts/tool-venv.sh lambda`, or set CARGO_LAMBDA"
-        );
-        eprintln!("local_invoke: SKIPPED, cargo-lambda not found (bash scripts/tool-venv.sh lambda)");
+    let Some(cargo_lambda) = cargo_lambda_or_skip() else {
         return;
     };
     // Four CloudTrail files of 10 records each (fresh eventIDs, one day each) and a digest file.
@@ -542,23 +545,7 @@ s3.put_object(Bucket={bucket:?}, Key={digest:?}, Body=gzip.compress(b'{{}}', mti
     assert_eq!(again["results"][0]["resultCode"], "Succeeded", "{again}");
     assert_eq!(again["results"][0]["resultString"], indexed, "{again}");
 
-    node::refresh(&prefix).await;
-    let all = node::search(
-        &format!("{prefix}-*"),
-        json!({"size": 1000, "_source": false, "query": {"match_all": {}}}),
-    )
-    .await;
-    let landed: Vec<(String, String)> = all["hits"]["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["_index"].as_str().unwrap().to_owned(),
-                h["_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let landed = node::landed(&prefix).await;
     let prefix_ = prefix.as_str();
     let expected: BTreeSet<(String, String)> = (0..4)
         .flat_map(|f| {
