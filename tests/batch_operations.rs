@@ -18,8 +18,8 @@ use cwl_indexer::handler::{BatchOperationsResponse, Response};
 use cwl_indexer::ingest::TrailStore;
 use cwl_indexer::{Config, Indexer};
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(common::fixtures().join("inputs/batch-operations").join(name)).unwrap()
@@ -287,13 +287,7 @@ fn backfill_batch(moto: &Moto, stub: &CreateJobStub, args: &[&str]) -> std::proc
         .args(args)
         .args(["--batch-operations", "--manifest-bucket", "cwl-indexer-batch"])
         .args(["--s3-control-endpoint", &stub.url])
-        .env("S3_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(moto.cli_env())
         .env_remove("OPENSEARCH_ENDPOINT")
         .output()
         .unwrap()

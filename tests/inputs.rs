@@ -275,13 +275,7 @@ fn backfill(moto: &Moto, args: &[&str], state: &Path, prefix: &str, log: &Path) 
             "json",
         ])
         .args(["--index-prefix", prefix, "--endpoint", &node::url(), "--auth", "none"])
-        .env("S3_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(moto.cli_env())
         .env("INDEX_REPLICAS", "0")
         .env(
             "RUST_LOG",

@@ -47,6 +47,22 @@ pub fn start_moto() -> Moto {
     panic!("moto did not start");
 }
 
+impl Moto {
+    /// The environment that points the CLI's aws-config chain at this server, and at nothing
+    /// of the machine's (no profile, no instance metadata).
+    pub fn cli_env(&self) -> [(&'static str, String); 7] {
+        [
+            ("S3_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
 /// Runs a boto3 snippet against moto; `print` what the test reads.
 pub fn boto(moto: &Moto, script: &str) -> String {
     let full = format!(
