@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use common::fault_proxy::FaultProxy;
 use common::node;
 use cwl_indexer::config::{RetryPolicy, defaults};
+use cwl_indexer::pipeline::Delivery;
 use cwl_indexer::{CloudWatchLogsEvent, Indexer};
 use serde_json::{Value, json};
 
@@ -137,16 +138,10 @@ async fn concurrent_invocations_against_a_throttling_node_lose_and_duplicate_not
     let round_secs = t_round.elapsed().as_secs_f64();
     let mut times: Vec<f64> = first.iter().map(|(_, t, _)| t.as_secs_f64()).collect();
     times.sort_by(f64::total_cmp);
-    let (mut indexed, mut duplicates, mut retried, mut dead) = (0, 0, 0, 0);
+    let mut total = Delivery::default();
     let mut failed: Vec<usize> = Vec::new();
     for (i, _, done) in &first {
-        let d = &done.summary.delivery;
-        (indexed, duplicates, retried, dead) = (
-            indexed + d.indexed,
-            duplicates + d.duplicates,
-            retried + d.retried,
-            dead + d.dead_lettered,
-        );
+        total += done.summary.delivery;
         events += done.summary.events_in;
         if let Err(e) = &done.result {
             eprintln!("load: invocation {i} failed (Lambda retries it): {e}");
@@ -154,7 +149,7 @@ async fn concurrent_invocations_against_a_throttling_node_lose_and_duplicate_not
         }
     }
     let failed_first = failed.len();
-    let indexed_first = indexed;
+    let indexed_first = total.indexed;
 
     // Redeliveries, as Lambda's retries of a failed asynchronous invocation would, until all land.
     let mut redeliveries = 0;
@@ -164,19 +159,14 @@ async fn concurrent_invocations_against_a_throttling_node_lose_and_duplicate_not
         let again = futures_util::future::join_all(failed.iter().map(|&i| run(i))).await;
         failed.clear();
         for (i, _, done) in again {
-            let d = &done.summary.delivery;
-            (indexed, duplicates, retried, dead) = (
-                indexed + d.indexed,
-                duplicates + d.duplicates,
-                retried + d.retried,
-                dead + d.dead_lettered,
-            );
+            total += done.summary.delivery;
             if done.result.is_err() {
                 failed.push(i);
             }
         }
     }
     let total_secs = t_round.elapsed().as_secs_f64();
+    let (indexed, duplicates, retried, dead) = (total.indexed, total.duplicates, total.retried, total.dead_lettered);
     let (rejected_after, _) = write_pool().await;
 
     // Every event in its daily index exactly once: per index, the count is the expected one and
