@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .PHONY: test-matrix help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
-	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench
+	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ fuzz-smoke: ## CI fuzz smoke test (stable): regressions, seeds and seed mutation
 
 fuzz-seed: ## Rebuild the fuzz seed corpus (fuzz/corpus/) from fixtures/
 	scripts/fuzz.sh seed
+
+load: venv ## Load test (not in make test): LOAD_INVOCATIONS (32) concurrent realistic batches into a node with a 2-slot write queue; every event once (BENCHMARKS.md)
+	OPENSEARCH_SETTINGS="thread_pool.write.size=1 thread_pool.write.queue_size=2" scripts/with-opensearch.sh \
+	  $(CARGO) test --locked --test load -- --ignored --nocapture
 
 bench: ## Benchmarks: transform (criterion), peak memory, cold start, end to end; report in target/bench/REPORT.md (BENCH_QUICK=1: shorter; see BENCHMARKS.md)
 	scripts/bench.sh

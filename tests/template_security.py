@@ -42,6 +42,9 @@ STREAM_READ_ACTIONS = {
 STREAM_ARN = {"Fn::GetAtt": ["CentralStream", "Arn"]}
 TRAIL_FILES_QUEUE_ARN = {"Fn::GetAtt": ["TrailFilesQueue", "Arn"]}
 TRAIL_FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/AWSLogs/*"}
+BATCH_BUCKET = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}"}
+BATCH_MANIFESTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/cwl-indexer/manifests/*"}
+BATCH_REPORTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/cwl-indexer/reports/*"}
 TLS12_POLICIES = {"Policy-Min-TLS-1-2-2019-07", "Policy-Min-TLS-1-2-PFS-2023-10"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
 DOMAIN_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/${DomainName}/*"}
@@ -1030,6 +1033,58 @@ def check_serverless(t):
             assert env[var].get("Fn::If", [None, None])[:2] == ["UseServerless", value], f"{var} on Serverless: {env[var]}"
 
 
+def check_batch_operations(t):
+    """The role S3 Batch Operations assumes: only that service, only when BatchOperationsBucketName
+    is set, and only invoke this function, read the manifests and write the reports under
+    cwl-indexer/ of that bucket. The trail files are read by the function, never by this role."""
+    r = t["Resources"]
+    params = t["Parameters"]
+    assert t["Conditions"]["BatchOperations"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BatchOperationsBucketName"}, ""]}]}
+    param = params["BatchOperationsBucketName"]
+    assert param["Default"] == "", "off unless a bucket is named"
+    bucket = re.compile(param["AllowedPattern"])
+    for good in ("", "my-batch-bucket", "cwl.indexer.batch"):
+        assert bucket.match(good), f"BatchOperationsBucketName should accept {good!r}"
+    for bad in ("*", "a", "bucket/prefix", "Bucket", "arn:aws:s3:::bucket", "b*"):
+        assert not bucket.match(bad), f"BatchOperationsBucketName should refuse {bad!r}"
+    # The function can only read TrailFilesBucketName's files: a job needs that bucket named.
+    rule = t.get("Rules", {}).get("BatchOperationsNeedTrailFilesBucket")
+    assert rule, "a Rule refuses BatchOperationsBucketName without TrailFilesBucketName"
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BatchOperationsBucketName"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "TrailFilesBucketName"}, ""]}]}
+    roles = {n: x for n, x in resources(t, "AWS::IAM::Role").items() if n == "BatchOperationsRole"}
+    assert roles, "the Batch Operations role exists"
+    role = roles["BatchOperationsRole"]
+    assert role.get("Condition") == "BatchOperations", "only with BatchOperationsBucketName"
+    p = role["Properties"]
+    assert not p.get("ManagedPolicyArns"), "no managed policies"
+    (assume,) = statements(p["AssumeRolePolicyDocument"])
+    assert assume["Effect"] == "Allow" and assume["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}, assume
+    assert actions(assume) == {"sts:AssumeRole"}, assume
+    granted = []
+    for policy in p["Policies"]:
+        for s_ in statements(policy["PolicyDocument"]):
+            assert s_["Effect"] == "Allow" and "NotAction" not in s_ and "NotResource" not in s_, s_
+            res = [x for r_ in as_list(s_["Resource"]) for x in branches(r_)]
+            for a in actions(s_):
+                granted.append((a, json.dumps(res, sort_keys=True)))
+                if a == "lambda:InvokeFunction":
+                    assert res == [{"Fn::GetAtt": ["Indexer", "Arn"]}], f"this function only: {res}"
+                elif a in ("s3:GetObject", "s3:GetObjectVersion"):
+                    assert res == [BATCH_MANIFESTS], f"{a}: the manifests prefix only: {res}"
+                elif a == "s3:PutObject":
+                    assert res == [BATCH_REPORTS], f"{a}: the reports prefix only: {res}"
+                elif a == "s3:GetBucketLocation":
+                    assert res == [BATCH_BUCKET], f"{a}: that bucket only: {res}"
+                else:
+                    raise AssertionError(f"the Batch Operations role may not {a}")
+    assert {a for a, _ in granted} == {"lambda:InvokeFunction", "s3:GetObject", "s3:GetObjectVersion",
+                                        "s3:PutObject", "s3:GetBucketLocation"}, granted
+    out = t["Outputs"].get("BatchOperationsRoleArn")
+    assert out, "the role's ARN is an output (backfill --batch-operations needs it)"
+    assert out.get("Condition") == "BatchOperations" and out["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -1046,6 +1101,7 @@ def check_all(t):
     check_secrets(t)
     check_fine_grained_access(t)
     check_serverless(t)
+    check_batch_operations(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1081,6 +1137,10 @@ def test_trail(template):
 
 def test_subscription_permission_is_scoped(template):
     check_subscription_permission(template)
+
+
+def test_batch_operations_role_is_least_privilege(template):
+    check_batch_operations(template)
 
 
 def test_every_log_group_has_a_retention(template):
@@ -1188,6 +1248,19 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("any bucket may notify", lambda t: t["Resources"]["TrailFilesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0].pop("Condition")),
         ("unencrypted trail files queue", lambda t: t["Resources"]["TrailFilesQueue"]["Properties"].pop("SqsManagedSseEnabled")),
         ("trail files without batch item failures", lambda t: t["Resources"]["TrailFilesMapping"]["Properties"].pop("FunctionResponseTypes")),
+        ("batch role invokes every function", lambda t: _batch_policy(t, "invoke-indexer")[0].__setitem__("Resource", "*")),
+        ("batch role may update the function", lambda t: _batch_policy(t, "invoke-indexer")[0].__setitem__("Action", ["lambda:InvokeFunction", "lambda:UpdateFunctionCode"])),
+        ("batch role reads the whole bucket", lambda t: _batch_policy(t, "manifests-and-reports")[0].__setitem__("Resource", {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/*"})),
+        ("batch role reads the trail files", lambda t: _batch_policy(t, "manifests-and-reports").append({"Effect": "Allow", "Action": "s3:GetObject", "Resource": TRAIL_FILES_OBJECTS})),
+        ("batch role overwrites manifests", lambda t: _batch_policy(t, "manifests-and-reports")[1].__setitem__("Resource", BATCH_MANIFESTS)),
+        ("batch role may delete reports", lambda t: _batch_policy(t, "manifests-and-reports")[1].__setitem__("Action", ["s3:PutObject", "s3:DeleteObject"])),
+        ("batch role s3:*", lambda t: _batch_policy(t, "manifests-and-reports")[2].__setitem__("Action", "s3:*")),
+        ("batch role for any service", lambda t: t["Resources"]["BatchOperationsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].__setitem__("Principal", {"Service": "lambda.amazonaws.com"})),
+        ("batch role for anyone", lambda t: t["Resources"]["BatchOperationsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].__setitem__("Principal", {"AWS": "*"})),
+        ("batch role always created", lambda t: t["Resources"]["BatchOperationsRole"].pop("Condition")),
+        ("batch bucket may be anything", lambda t: t["Parameters"]["BatchOperationsBucketName"].__setitem__("AllowedPattern", "^.*$")),
+        ("batch jobs without the trail files bucket", lambda t: t["Rules"].pop("BatchOperationsNeedTrailFilesBucket")),
+        ("no batch role output", lambda t: t["Outputs"].pop("BatchOperationsRoleArn")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
         # DashboardsAuth=cognito
         ("wildcard principal for Cognito users", lambda t: _domain_statement(t, "DashboardsCognitoUsers").__setitem__("Principal", {"AWS": "*"})),
@@ -1286,6 +1359,13 @@ def _policy(t, name):
         for p in branches(policy):
             if p["PolicyName"] == name:
                 return p["PolicyDocument"]["Statement"]
+    raise AssertionError(f"no {name} policy")
+
+
+def _batch_policy(t, name):
+    for p in t["Resources"]["BatchOperationsRole"]["Properties"]["Policies"]:
+        if p["PolicyName"] == name:
+            return p["PolicyDocument"]["Statement"]
     raise AssertionError(f"no {name} policy")
 
 
@@ -1388,6 +1468,8 @@ MODES = {
         IndexRetentionDays=30,
     ),
     "serverless, time series kept forever": dict(ServerlessCollection="true", ServerlessCollectionType="TIMESERIES", IndexRetentionDays=0),
+    "batch operations": dict(TrailFilesBucketName="acme-trail", BatchOperationsBucketName="acme-batch"),
+    "serverless, batch operations": dict(ServerlessCollection="true", TrailFilesBucketName="acme-trail", BatchOperationsBucketName="acme-batch"),
 }
 
 
@@ -1421,6 +1503,9 @@ def test_each_mode_renders_whole_and_passes_the_checks(template, mode):
         assert len(backends) == 1, backends
     assert env["SIGV4_SERVICE"] == ("aoss" if "Collection" in r.resources else "es")
     assert env["AOSS_COLLECTION_TYPE"] == ("" if "Collection" not in r.resources else r.params["ServerlessCollectionType"].lower())
+    # The Batch Operations role exists exactly when its bucket is named, whatever the backend.
+    batch = "BatchOperationsBucketName" in MODES[mode]
+    assert ("BatchOperationsRole" in r.resources) == batch == ("BatchOperationsRoleArn" in r.outputs), mode
 
 
 def test_default_is_todays_domain(template):

@@ -19,7 +19,7 @@ pub use envelope::{
 };
 pub use event_id::{MAX_ID_BYTES, cloudtrail_doc_id, parse_event_time};
 pub use record::{Field, MAX_NESTING, Message, Placement, Record, RecordError, classify};
-pub use s3::{Object, S3Error, TrailStore, parse_s3_url};
+pub use s3::{GetFailure, Object, S3Error, TrailStore, parse_s3_url};
 pub use trailfile::{Gunzip, KeyKind, TrailFileError, TrailKey, classify_key, gunzip};
 
 /// CloudTrail's S3 files: their keys, and their body presented as an [`Envelope`].
