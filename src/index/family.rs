@@ -7,8 +7,12 @@ use std::fmt::Display;
 use std::io::Write as _;
 use std::net::IpAddr;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use serde_json::{Map, Value, json};
+
+use crate::ingest::lenient::Lenient;
 
 /// Writes `s` as a JSON string, quotes included. The integrator passes
 /// `crate::document::write_json_str`, the escaper every other document uses.
@@ -416,6 +420,48 @@ fn copyable(raw: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// A keyword (or text) field read leniently: its value, or its JSON text under `@unindexed`.
+pub fn kw<'f>(
+    obj: &mut Obj<'_>,
+    kept: &mut Unindexed<'f>,
+    key: &str,
+    path: &'static str,
+    l: &'f Lenient<'_, Cow<'_, str>>,
+) {
+    match l {
+        Lenient::Value(v) => obj.str(key, v),
+        Lenient::Invalid(raw) => kept.json(path, raw),
+        Lenient::Absent => {}
+    }
+}
+
+/// A date field read leniently: a string [`parse_time`] reads, else `@unindexed`.
+pub fn date<'f>(
+    obj: &mut Obj<'_>,
+    kept: &mut Unindexed<'f>,
+    key: &str,
+    path: &'static str,
+    l: &'f Lenient<'_, Cow<'_, str>>,
+) {
+    match l {
+        Lenient::Value(v) => match parse_time(v) {
+            Some(t) => obj.time(key, &t),
+            None => kept.text(path, v),
+        },
+        Lenient::Invalid(raw) => kept.json(path, raw),
+        Lenient::Absent => {}
+    }
+}
+
+/// A `long` field read leniently.
+pub fn long<'f>(obj: &mut Obj<'_>, kept: &mut Unindexed<'f>, key: &str, path: &'static str, l: &'f Lenient<'_, i64>) {
+    match l {
+        Lenient::Value(v) => obj.num(key, v),
+        Lenient::Invalid(raw) => kept.json(path, raw),
+        Lenient::Absent => {}
+    }
 }
 
 /// How a family field is mapped.

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, WriteStr};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, WriteStr, date, kw};
 use crate::ingest::guardduty::{self, Finding, FindingError, FindingType, Lenient, SeverityLabel};
 
 /// The family's part of index names: `<prefix>-guardduty-YYYY.MM.DD`.
@@ -129,38 +129,6 @@ pub enum FindingOutcome {
     Finding(Box<FindingSummary>),
     /// A finding event that could not be read, kept with `@parse_error`.
     Invalid,
-}
-
-fn kw<'f>(
-    obj: &mut Obj<'_>,
-    kept: &mut Unindexed<'f>,
-    key: &str,
-    path: &'static str,
-    l: &'f Lenient<'_, Cow<'_, str>>,
-) {
-    match l {
-        Lenient::Value(v) => obj.str(key, v),
-        Lenient::Invalid(raw) => kept.json(path, raw),
-        Lenient::Absent => {}
-    }
-}
-
-/// A date field: a string in one of the forms `family::parse_time` reads, else `@unindexed`.
-fn date<'f>(
-    obj: &mut Obj<'_>,
-    kept: &mut Unindexed<'f>,
-    key: &str,
-    path: &'static str,
-    l: &'f Lenient<'_, Cow<'_, str>>,
-) {
-    match l {
-        Lenient::Value(v) => match family::parse_time(v) {
-            Some(t) => obj.time(key, &t),
-            None => kept.text(path, v),
-        },
-        Lenient::Invalid(raw) => kept.json(path, raw),
-        Lenient::Absent => {}
-    }
 }
 
 fn time_of(l: &Lenient<'_, Cow<'_, str>>) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -361,11 +329,7 @@ pub fn write_finding_item(
         {
             let s = &f.service;
             let mut service = finding.child("service");
-            match &s.count {
-                Lenient::Value(n) => service.num("count", n),
-                Lenient::Invalid(raw) => kept.json("finding.service.count", raw),
-                Lenient::Absent => {}
-            }
+            family::long(&mut service, &mut kept, "count", "finding.service.count", &s.count);
             date(
                 &mut service,
                 &mut kept,
