@@ -227,10 +227,14 @@ pub fn write_flow_item(
         if let Some(t) = &end {
             event.time("end", t);
         }
+        // Nanoseconds, as ECS has it; an interval too long for a long (centuries) has none.
         if let (Some(s), Some(e)) = (r.start.value(), r.end.value())
-            && e >= s
+            && let Some(ns) = e
+                .checked_sub(s)
+                .filter(|d| *d >= 0)
+                .and_then(|d| d.checked_mul(1_000_000_000))
         {
-            event.num("duration", (e - s) * 1_000_000_000);
+            event.num("duration", ns);
         }
         for (cell, path) in [(r.start, "event.start"), (r.end, "event.end")] {
             if let Some(raw) = cell.invalid() {
@@ -518,6 +522,25 @@ mod tests {
         assert_eq!(doc["destination"], json!({"ip": "::1"}));
         assert_eq!(doc["event"]["end"], "2014-12-14T04:07:50.000Z");
         assert!(doc["event"].get("duration").is_none());
+    }
+
+    #[test]
+    fn extreme_times_never_overflow() {
+        let line = "2 1 eni-1 - - - - - - - 0 253402300799 - NODATA";
+        let (_, action, doc) = item(&FlowFormat::default_v2(), line, false, None);
+        assert_eq!(action["create"]["_index"], "cwl-vpcflow-1970.01.01");
+        assert_eq!(doc["event"]["end"], "9999-12-31T23:59:59.000Z");
+        assert!(
+            doc["event"].get("duration").is_none(),
+            "too long for a long in nanoseconds"
+        );
+        let (_, _, doc) = item(
+            &FlowFormat::default_v2(),
+            "2 1 eni-1 - - - - - - - 70 60 - NODATA",
+            false,
+            None,
+        );
+        assert!(doc["event"].get("duration").is_none(), "end before start");
     }
 
     #[test]
