@@ -141,7 +141,8 @@ pub fn write_action(out: &mut Vec<u8>, esc: WriteStr, prefix: &str, family: &str
 
 /// A JSON object written straight into the buffer. A nested object is opened eagerly and
 /// taken back when nothing was written into it, so absent groups (`destination` of a NODATA
-/// record) leave no `{}` behind. Dropping it closes it.
+/// record) leave no `{}` behind. Dropping it closes it; dropping the document also ends its
+/// NDJSON line.
 pub struct Obj<'o> {
     out: &'o mut Vec<u8>,
     esc: WriteStr,
@@ -154,7 +155,7 @@ pub struct Obj<'o> {
 }
 
 impl<'o> Obj<'o> {
-    /// Opens the document object.
+    /// Opens the document object: the document line of a bulk item, ended with `\n` when dropped.
     pub fn document(out: &'o mut Vec<u8>, esc: WriteStr) -> Self {
         let start = out.len();
         out.push(b'{');
@@ -318,7 +319,9 @@ impl<'o> Obj<'o> {
 
 impl Drop for Obj<'_> {
     fn drop(&mut self) {
-        if !self.root && self.out.len() == self.body {
+        if self.root {
+            self.out.extend_from_slice(b"}\n");
+        } else if self.out.len() == self.body {
             self.out.truncate(self.start);
         } else {
             self.out.push(b'}');
@@ -607,9 +610,11 @@ pub mod testing {
         let _ = serde_json::to_writer(&mut *out, s);
     }
 
-    /// Splits one bulk item into its action and document, checking it is exactly two lines.
+    /// Splits one bulk item into its action and document, checking it is exactly two lines, each
+    /// ended with `\n` as NDJSON requires (the next item starts right after).
     pub fn split_item(out: &[u8]) -> (Value, Value) {
         let text = std::str::from_utf8(out).expect("UTF-8");
+        assert!(text.ends_with('\n'), "the document line is ended: {text}");
         let lines: Vec<&str> = text.split_terminator('\n').collect();
         assert_eq!(lines.len(), 2, "{text}");
         (
@@ -730,11 +735,11 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"{"a":"x\"y","source":{"port":22,"ip":"2001:db8::1"}}"#
+            "{\"a\":\"x\\\"y\",\"source\":{\"port\":22,\"ip\":\"2001:db8::1\"}}\n"
         );
         let mut out = Vec::new();
         Obj::document(&mut out, esc).child("only");
-        assert_eq!(out, b"{}");
+        assert_eq!(out, b"{}\n");
     }
 
     #[test]
@@ -750,7 +755,7 @@ mod tests {
             kept.write(&mut doc);
         }
         let doc: Value = serde_json::from_slice(&out).unwrap();
-        assert!(!out.contains(&b'\n'));
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1, "one line");
         assert_eq!(doc, json!({"@unindexed": {"a.b": {"x": [1, 2]}, "c": "not a port"}}));
     }
 
