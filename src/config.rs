@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use url::Url;
 
+pub(crate) mod flow_logs;
+
+pub use flow_logs::{DEFAULT_FORMAT, FlowConfigError, FlowFormat, FlowLogConfig};
+
 /// How bad a match is: a rule's level, and `ALERT_MIN_SEVERITY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +62,9 @@ pub struct RetryPolicy {
 pub mod defaults {
     /// Daily indices are `<prefix>-YYYY.MM.DD`; `cwl` matches the console-generated function.
     pub const INDEX_PREFIX: &str = "cwl";
+    /// `FLOW_LOG_GROUPS`: log groups whose text records are VPC flow logs (comma-separated
+    /// globs). AWS's console suggests names with "flow" in them.
+    pub const FLOW_LOG_GROUPS: &str = "*flow*";
     /// 5 MiB: half the 10 MiB HTTP payload limit of the smallest OpenSearch Service
     /// instance types (t2/t3 small and medium), leaving room for one oversized document.
     pub const BULK_MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -230,6 +237,9 @@ pub struct Config {
     pub sink: Option<SinkConfig>,
     /// Enrichment, detections and alerts.
     pub signals: SignalsConfig,
+    /// `FLOW_LOG_GROUPS` and `FLOW_LOG_FORMATS`: which log groups hold VPC flow logs, in
+    /// which format.
+    pub flow_logs: FlowLogConfig,
 }
 
 /// Security signals at ingest: GeoIP databases, detection rules, alerts.
@@ -282,6 +292,7 @@ impl Default for Config {
             s3_endpoint: None,
             sink: None,
             signals: SignalsConfig::default(),
+            flow_logs: FlowLogConfig::default(),
         }
     }
 }
@@ -379,6 +390,10 @@ impl Config {
         signals.sns_endpoint = url("SNS_ENDPOINT_URL")?;
         config.s3_endpoint = url("S3_ENDPOINT_URL")?;
         signals.dashboards_url = url("DASHBOARDS_URL")?;
+        config.flow_logs = FlowLogConfig::from_lookup(&lookup).map_err(|e| {
+            let var = e.var();
+            ConfigError::new(var, &lookup(var).unwrap_or_default(), e.to_string())
+        })?;
         Ok(config)
     }
 }

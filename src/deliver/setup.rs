@@ -224,7 +224,7 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
     };
     let lifecycle = (retention_kind == Some("ilm")).then(|| policy_id(prefix));
     let mut templates = Vec::new();
-    for (name, body) in [
+    let mut bodies = vec![
         (
             template::template_name(prefix),
             template::document_template(prefix, cluster.flavor, config.index_replicas, lifecycle.as_deref()),
@@ -233,7 +233,14 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
             template::deadletter_template_name(prefix),
             template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref()),
         ),
-    ] {
+    ];
+    // One per log type family, each installed (and fingerprinted) like the two above.
+    bodies.extend(template::family_templates(
+        prefix,
+        config.index_replicas,
+        lifecycle.as_deref(),
+    ));
+    for (name, body) in bodies {
         let change = put_template(&client, &name, body).await?;
         templates.push((name, change));
     }

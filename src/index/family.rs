@@ -9,17 +9,12 @@ use std::net::IpAddr;
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Map, Value, json};
 
+use super::json::write_json_str;
 use crate::ingest::lenient::Lenient;
-
-/// Writes `s` as a JSON string, quotes included. The integrator passes
-/// `crate::document::write_json_str`, the escaper every other document uses.
-pub type WriteStr = fn(&mut Vec<u8>, &str);
-
-/// `_id`s longer than this are refused by OpenSearch.
-pub const MAX_ID_BYTES: usize = 512;
+use crate::ingest::parse_event_time;
 
 /// The templates' `version`, bumped with their layout.
 pub const FAMILY_TEMPLATE_VERSION: u64 = 1;
@@ -65,6 +60,18 @@ pub struct GeoFacts {
     pub as_organization: Option<String>,
 }
 
+impl From<crate::signals::Geo> for GeoFacts {
+    fn from(g: crate::signals::Geo) -> Self {
+        Self {
+            country_iso_code: g.country_iso_code,
+            country_name: g.country_name,
+            location: g.location,
+            as_number: g.as_number,
+            as_organization: g.as_organization,
+        }
+    }
+}
+
 /// Looks an address up; `None` for addresses not to enrich (private ones) or when no database
 /// is loaded.
 pub type GeoLookup<'g> = &'g dyn Fn(IpAddr) -> Option<GeoFacts>;
@@ -80,22 +87,6 @@ pub fn time_from_millis(ms: i64) -> DateTime<Utc> {
 /// Epoch seconds as a time, when its year has four digits (so every index name does).
 pub fn time_from_seconds(seconds: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, 0).filter(|t| (1000..=9999).contains(&t.year()))
-}
-
-/// Parses a timestamp as UTC: RFC 3339 (`2024-01-02T03:04:05.678Z`, or with an offset) and the
-/// offset-less `2024-01-02 03:04:05[.fff]` that re-exported records use; the same rules as
-/// `document::parse_event_time`, which the integrator may use instead.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    let time = DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| {
-            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .map(|t| t.and_utc())
-        })?;
-    (1000..=9999).contains(&time.year()).then_some(time)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form `@timestamp` has in every document.
@@ -131,11 +122,11 @@ pub fn index_name(prefix: &str, family: &str, time: &DateTime<Utc>) -> String {
 
 /// Appends the action line: `create`, so that a redelivered record finds its `_id` taken and is
 /// answered 409 instead of being rewritten.
-pub fn write_action(out: &mut Vec<u8>, esc: WriteStr, prefix: &str, family: &str, time: &DateTime<Utc>, id: &str) {
+pub fn write_action(out: &mut Vec<u8>, prefix: &str, family: &str, time: &DateTime<Utc>, id: &str) {
     out.extend_from_slice(br#"{"create":{"_index":""#);
     write_index_name(out, prefix, family, time);
     out.extend_from_slice(br#"","_id":"#);
-    esc(out, id);
+    write_json_str(out, id);
     out.extend_from_slice(b"}}\n");
 }
 
@@ -145,7 +136,6 @@ pub fn write_action(out: &mut Vec<u8>, esc: WriteStr, prefix: &str, family: &str
 /// NDJSON line.
 pub struct Obj<'o> {
     out: &'o mut Vec<u8>,
-    esc: WriteStr,
     /// Where this object's `,"key":{` starts, to take it back when it stays empty.
     start: usize,
     /// Where its members start: nothing written yet while `out.len() == body`.
@@ -156,22 +146,16 @@ pub struct Obj<'o> {
 
 impl<'o> Obj<'o> {
     /// Opens the document object: the document line of a bulk item, ended with `\n` when dropped.
-    pub fn document(out: &'o mut Vec<u8>, esc: WriteStr) -> Self {
+    pub fn document(out: &'o mut Vec<u8>) -> Self {
         let start = out.len();
         out.push(b'{');
         let body = out.len();
         Self {
             out,
-            esc,
             start,
             body,
             root: true,
         }
-    }
-
-    /// The escaper, for callers that write values themselves.
-    pub fn esc(&self) -> WriteStr {
-        self.esc
     }
 
     /// Writes `"key":` after a comma when needed. Keys are this crate's own field names
@@ -192,7 +176,7 @@ impl<'o> Obj<'o> {
     /// A string member.
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
-        (self.esc)(self.out, value);
+        write_json_str(self.out, value);
     }
 
     /// A string member, when there is a value.
@@ -256,7 +240,7 @@ impl<'o> Obj<'o> {
             if i > 0 {
                 self.out.push(b',');
             }
-            (self.esc)(self.out, item);
+            write_json_str(self.out, item);
         }
         self.out.push(b']');
     }
@@ -290,7 +274,6 @@ impl<'o> Obj<'o> {
         let body = self.out.len();
         Obj {
             out: &mut *self.out,
-            esc: self.esc,
             start,
             body,
             root: false,
@@ -364,11 +347,13 @@ impl<'a> Unindexed<'a> {
     }
 
     /// True when nothing is kept.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// The kept values, in the order they were kept.
+    #[cfg(test)]
     pub fn items(&self) -> &[(&'static str, Kept<'a>)] {
         &self.items
     }
@@ -440,7 +425,7 @@ pub fn kw<'f>(
     }
 }
 
-/// A date field read leniently: a string [`parse_time`] reads, else `@unindexed`.
+/// A date field read leniently: a string [`parse_event_time`] reads, else `@unindexed`.
 pub fn date<'f>(
     obj: &mut Obj<'_>,
     kept: &mut Unindexed<'f>,
@@ -449,7 +434,7 @@ pub fn date<'f>(
     l: &'f Lenient<'_, Cow<'_, str>>,
 ) {
     match l {
-        Lenient::Value(v) => match parse_time(v) {
+        Lenient::Value(v) => match parse_event_time(v) {
             Some(t) => obj.time(key, &t),
             None => kept.text(path, v),
         },
@@ -604,12 +589,6 @@ pub fn family_template(
 pub mod testing {
     use super::*;
 
-    /// The escaper the tests use: serde_json's, which `document::write_json_str` is tested
-    /// against byte for byte.
-    pub fn esc(out: &mut Vec<u8>, s: &str) {
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-
     /// Splits one bulk item into its action and document, checking it is exactly two lines, each
     /// ended with `\n` as NDJSON requires (the next item starts right after).
     pub fn split_item(out: &[u8]) -> (Value, Value) {
@@ -679,7 +658,7 @@ pub mod testing {
             };
             let ok = match t {
                 FieldType::Keyword | FieldType::Text => value.is_string(),
-                FieldType::Date => value.as_str().is_some_and(|s| parse_time(s).is_some()),
+                FieldType::Date => value.as_str().is_some_and(|s| parse_event_time(s).is_some()),
                 FieldType::Long => value.is_i64() || value.is_u64(),
                 FieldType::Float => value.is_number(),
                 FieldType::Ip => value.as_str().is_some_and(|s| s.parse::<IpAddr>().is_ok()),
@@ -719,7 +698,7 @@ mod tests {
     fn empty_objects_leave_nothing_and_commas_stay_right() {
         let mut out = Vec::new();
         {
-            let mut doc = Obj::document(&mut out, esc);
+            let mut doc = Obj::document(&mut out);
             doc.str("a", "x\"y");
             {
                 let mut empty = doc.child("empty");
@@ -738,7 +717,7 @@ mod tests {
             "{\"a\":\"x\\\"y\",\"source\":{\"port\":22,\"ip\":\"2001:db8::1\"}}\n"
         );
         let mut out = Vec::new();
-        Obj::document(&mut out, esc).child("only");
+        Obj::document(&mut out).child("only");
         assert_eq!(out, b"{}\n");
     }
 
@@ -751,7 +730,7 @@ mod tests {
         kept.text("c", "second");
         assert!(!kept.is_empty());
         {
-            let mut doc = Obj::document(&mut out, esc);
+            let mut doc = Obj::document(&mut out);
             kept.write(&mut doc);
         }
         let doc: Value = serde_json::from_slice(&out).unwrap();
@@ -771,7 +750,7 @@ mod tests {
         kept.json("a", r#"["\ud800"]"#);
         kept.json("b", &deep);
         let mut out = Vec::new();
-        kept.write(&mut Obj::document(&mut out, esc));
+        kept.write(&mut Obj::document(&mut out));
         let doc: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(doc["@unindexed"]["a"], r#"["\ud800"]"#);
         assert_eq!(doc["@unindexed"]["b"].as_str(), Some(deep.as_str()));
@@ -795,7 +774,7 @@ mod tests {
             ("yesterday", None),
             ("", None),
         ] {
-            let got = parse_time(s).map(|t| {
+            let got = parse_event_time(s).map(|t| {
                 let mut out = Vec::new();
                 write_timestamp(&mut out, &t);
                 String::from_utf8(out).unwrap()
@@ -807,7 +786,7 @@ mod tests {
     #[test]
     fn the_action_line_is_a_create_with_an_escaped_id() {
         let mut out = Vec::new();
-        write_action(&mut out, esc, "cwl", "guardduty", &time_from_millis(0), "a\"b");
+        write_action(&mut out, "cwl", "guardduty", &time_from_millis(0), "a\"b");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"create\":{\"_index\":\"cwl-guardduty-1970.01.01\",\"_id\":\"a\\\"b\"}}\n"

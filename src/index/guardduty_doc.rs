@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, WriteStr, date, kw};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, date, kw};
 use crate::ingest::guardduty::{self, Finding, FindingError, FindingType, Lenient, SeverityLabel};
 
 /// The family's part of index names: `<prefix>-guardduty-YYYY.MM.DD`.
@@ -132,7 +132,7 @@ pub enum FindingOutcome {
 }
 
 fn time_of(l: &Lenient<'_, Cow<'_, str>>) -> Option<chrono::DateTime<chrono::Utc>> {
-    l.as_ref().and_then(|v| family::parse_time(v))
+    l.as_ref().and_then(|v| crate::ingest::parse_event_time(v))
 }
 
 /// Appends the action line and the document line of one finding event. `parsed` is what
@@ -141,7 +141,6 @@ fn time_of(l: &Lenient<'_, Cow<'_, str>>) -> Option<chrono::DateTime<chrono::Utc
 /// is too irregular to map. `geo` enriches the first remote address as `source.geo`/`source.as`.
 pub fn write_finding_item(
     out: &mut Vec<u8>,
-    esc: WriteStr,
     prefix: &str,
     meta: &EventMeta<'_>,
     message: &str,
@@ -152,8 +151,8 @@ pub fn write_finding_item(
         Ok(f) => f,
         Err(e) => {
             let time = family::time_from_millis(meta.timestamp_ms);
-            family::write_action(out, esc, prefix, FAMILY, &time, meta.doc_id);
-            let mut doc = Obj::document(out, esc);
+            family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
+            let mut doc = Obj::document(out);
             common(&mut doc, meta, &time, message);
             doc.str("@parse_error", &e.to_string());
             doc.child("event").str("dataset", DATASET);
@@ -164,12 +163,12 @@ pub fn write_finding_item(
     let time = updated.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
     let doc_id = f.doc_id();
     let doc_id = doc_id.as_deref().unwrap_or(meta.doc_id);
-    family::write_action(out, esc, prefix, FAMILY, &time, doc_id);
+    family::write_action(out, prefix, FAMILY, &time, doc_id);
 
     let mut kept = Unindexed::default();
     let label = f.label();
     let first_actor = f.service.actors.first();
-    let mut doc = Obj::document(out, esc);
+    let mut doc = Obj::document(out);
     common(&mut doc, meta, &time, message);
     {
         let mut event = doc.child("event");
@@ -479,7 +478,7 @@ fn common(doc: &mut Obj<'_>, meta: &EventMeta<'_>, time: &chrono::DateTime<chron
 mod tests {
     use super::*;
     use crate::index::family::GeoFacts;
-    use crate::index::family::testing::{check_document, check_table, esc, split_item};
+    use crate::index::family::testing::{check_document, check_table, split_item};
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::{BTreeMap, BTreeSet};
@@ -503,7 +502,7 @@ mod tests {
     fn item(message: &str, geo: Option<GeoLookup<'_>>) -> (FindingOutcome, Value, Value) {
         let parsed = guardduty::parse(message).expect("a finding");
         let mut out = Vec::new();
-        let outcome = write_finding_item(&mut out, esc, "cwl", &META, message, &parsed, geo);
+        let outcome = write_finding_item(&mut out, "cwl", &META, message, &parsed, geo);
         let (action, doc) = split_item(&out);
         check_document(&doc, GUARDDUTY_FIELDS, &[]).unwrap_or_else(|e| panic!("{e}: {doc}"));
         (outcome, action, doc)
@@ -630,7 +629,7 @@ mod tests {
         let parsed = guardduty::parse(broken).unwrap();
         let mut out = Vec::new();
         assert_eq!(
-            write_finding_item(&mut out, esc, "cwl", &META, broken, &parsed, None),
+            write_finding_item(&mut out, "cwl", &META, broken, &parsed, None),
             FindingOutcome::Invalid
         );
         let (action, doc) = split_item(&out);
@@ -724,7 +723,7 @@ mod tests {
                 log_stream: &e.stream,
             };
             let mut out = Vec::new();
-            write_finding_item(&mut out, esc, "cwl", &meta, &e.message, &parsed, None);
+            write_finding_item(&mut out, "cwl", &meta, &e.message, &parsed, None);
             let (action, doc) = split_item(&out);
             check_document(&doc, GUARDDUTY_FIELDS, &[]).unwrap_or_else(|err| panic!("{}: {err}", e.fixture));
             if seen.insert(action["create"]["_id"].as_str().unwrap().to_owned()) {
@@ -812,7 +811,7 @@ mod tests {
                 return Ok(());
             };
             let mut out = Vec::new();
-            write_finding_item(&mut out, esc, "cwl", &META, &message, &parsed, None);
+            write_finding_item(&mut out, "cwl", &META, &message, &parsed, None);
             let (action, doc) = split_item(&out);
             prop_assert!(action["create"]["_index"].as_str().unwrap().starts_with("cwl-guardduty-"));
             if let Err(e) = check_document(&doc, GUARDDUTY_FIELDS, &[]) {

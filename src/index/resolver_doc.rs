@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, WriteStr, kw};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, kw};
 use crate::ingest::lenient::{Lenient, text_of};
 use crate::ingest::resolver::ResolverQuery;
 
@@ -62,7 +62,6 @@ pub fn resolver_template(prefix: &str, replicas: Option<u32>, lifecycle: Option<
 #[allow(clippy::too_many_arguments)]
 pub fn write_resolver_item(
     out: &mut Vec<u8>,
-    esc: WriteStr,
     prefix: &str,
     meta: &EventMeta<'_>,
     message: &str,
@@ -73,11 +72,11 @@ pub fn write_resolver_item(
     let time = q
         .query_timestamp
         .as_ref()
-        .and_then(|t| family::parse_time(t))
+        .and_then(|t| crate::ingest::parse_event_time(t))
         .unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, esc, prefix, FAMILY, &time, meta.doc_id);
+    family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
     let mut kept = Unindexed::default();
-    let mut doc = Obj::document(out, esc);
+    let mut doc = Obj::document(out);
     doc.str("@id", meta.id);
     doc.time("@timestamp", &time);
     doc.str("@owner", meta.owner);
@@ -87,7 +86,7 @@ pub fn write_resolver_item(
         doc.str("@message", message);
     }
     if let Lenient::Value(t) = &q.query_timestamp
-        && family::parse_time(t).is_none()
+        && crate::ingest::parse_event_time(t).is_none()
     {
         kept.text("@timestamp", t);
     }
@@ -220,7 +219,7 @@ pub fn write_resolver_item(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::family::testing::{check_document, check_table, esc, split_item};
+    use crate::index::family::testing::{check_document, check_table, split_item};
     use crate::ingest::resolver;
     use proptest::prelude::*;
     use serde_json::json;
@@ -237,7 +236,7 @@ mod tests {
     fn item(message: &str) -> (Value, Value) {
         let q = resolver::parse(message).expect("a query");
         let mut out = Vec::new();
-        write_resolver_item(&mut out, esc, "cwl", &META, message, &q, false, None);
+        write_resolver_item(&mut out, "cwl", &META, message, &q, false, None);
         let (action, doc) = split_item(&out);
         check_document(&doc, RESOLVER_FIELDS, &[]).unwrap_or_else(|e| panic!("{e}: {doc}"));
         (action, doc)
@@ -331,7 +330,7 @@ mod tests {
                 None => prop_assert!(!m["query_timestamp"].is_string()),
                 Some(q) => {
                     let mut out = Vec::new();
-                    write_resolver_item(&mut out, esc, "cwl", &META, &message, &q, true, None);
+                    write_resolver_item(&mut out, "cwl", &META, &message, &q, true, None);
                     let (_, doc) = split_item(&out);
                     if let Err(e) = check_document(&doc, RESOLVER_FIELDS, &[]) {
                         prop_assert!(false, "{}: {}", e, doc);

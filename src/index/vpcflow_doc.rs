@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, WriteStr};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed};
 use crate::ingest::vpcflow::{self, Cell, FlowError, FlowRecord};
 
 /// The family's part of index names: `<prefix>-vpcflow-YYYY.MM.DD`.
@@ -88,6 +88,7 @@ pub const VPCFLOW_FIELDS: &[(&str, FieldType)] = &[
 ];
 
 /// Where unknown format fields go, as keywords.
+#[cfg(test)]
 pub const EXTRA_PREFIX: &str = "aws.vpcflow.extra.";
 
 /// The composable template of `<prefix>-vpcflow-*`: [`VPCFLOW_FIELDS`], and `aws.vpcflow.extra`
@@ -176,7 +177,6 @@ fn endpoint<'a>(
 #[allow(clippy::too_many_arguments)]
 pub fn write_flow_item(
     out: &mut Vec<u8>,
-    esc: WriteStr,
     prefix: &str,
     meta: &EventMeta<'_>,
     message: &str,
@@ -187,9 +187,9 @@ pub fn write_flow_item(
     let record = parsed.as_ref().ok();
     let start = record.and_then(|r| r.start.value()).and_then(family::time_from_seconds);
     let time = start.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, esc, prefix, FAMILY, &time, meta.doc_id);
+    family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
 
-    let mut doc = Obj::document(out, esc);
+    let mut doc = Obj::document(out);
     doc.str("@id", meta.id);
     doc.time("@timestamp", &time);
     doc.str("@owner", meta.owner);
@@ -381,9 +381,9 @@ pub fn write_flow_item(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{FlowFormat, FlowLogConfig};
     use crate::index::family::GeoFacts;
-    use crate::index::family::testing::{check_document, check_table, esc, split_item};
-    use crate::ingest::vpcflow::{FlowFormat, FlowLogConfig};
+    use crate::index::family::testing::{check_document, check_table, split_item};
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -399,7 +399,7 @@ mod tests {
     fn item(format: &FlowFormat, line: &str, keep: bool, geo: Option<GeoLookup<'_>>) -> (FlowOutcome, Value, Value) {
         let mut out = Vec::new();
         let parsed = format.parse_record(line);
-        let outcome = write_flow_item(&mut out, esc, "cwl", &META, line, &parsed, keep, geo);
+        let outcome = write_flow_item(&mut out, "cwl", &META, line, &parsed, keep, geo);
         let (action, doc) = split_item(&out);
         check_document(&doc, VPCFLOW_FIELDS, &[EXTRA_PREFIX]).unwrap_or_else(|e| panic!("{e}: {doc}"));
         (outcome, action, doc)
@@ -649,7 +649,7 @@ mod tests {
                 log_stream: &e.stream,
             };
             let mut out = Vec::new();
-            write_flow_item(&mut out, esc, "cwl", &meta, &e.message, &parsed, false, None);
+            write_flow_item(&mut out, "cwl", &meta, &e.message, &parsed, false, None);
             let (action, doc) = split_item(&out);
             check_document(&doc, VPCFLOW_FIELDS, &[EXTRA_PREFIX]).unwrap_or_else(|err| panic!("{}: {err}", e.fixture));
             let id = action["create"]["_id"].as_str().unwrap().to_owned();
@@ -750,7 +750,7 @@ mod tests {
             };
             let mut out = Vec::new();
             let parsed = format.parse_record(&line);
-            write_flow_item(&mut out, esc, "cwl", &META, &line, &parsed, false, None);
+            write_flow_item(&mut out, "cwl", &META, &line, &parsed, false, None);
             let (action, doc) = split_item(&out);
             prop_assert!(action["create"]["_index"].as_str().unwrap().starts_with("cwl-vpcflow-"));
             if let Err(e) = check_document(&doc, VPCFLOW_FIELDS, &[EXTRA_PREFIX]) {

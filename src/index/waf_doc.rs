@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, WriteStr, kw};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, kw};
 use crate::ingest::lenient::Lenient;
 use crate::ingest::waf::{WafLog, WebAcl};
 
@@ -67,7 +67,6 @@ pub fn waf_template(prefix: &str, replicas: Option<u32>, lifecycle: Option<&str>
 #[allow(clippy::too_many_arguments)]
 pub fn write_waf_item(
     out: &mut Vec<u8>,
-    esc: WriteStr,
     prefix: &str,
     meta: &EventMeta<'_>,
     message: &str,
@@ -77,9 +76,9 @@ pub fn write_waf_item(
 ) {
     let stamped = w.timestamp.value().map(family::time_from_millis);
     let time = stamped.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, esc, prefix, FAMILY, &time, meta.doc_id);
+    family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
     let mut kept = Unindexed::default();
-    let mut doc = Obj::document(out, esc);
+    let mut doc = Obj::document(out);
     doc.str("@id", meta.id);
     doc.time("@timestamp", &time);
     doc.str("@owner", meta.owner);
@@ -226,7 +225,7 @@ pub fn write_waf_item(
 mod tests {
     use super::*;
     use crate::index::family::GeoFacts;
-    use crate::index::family::testing::{check_document, check_table, esc, split_item};
+    use crate::index::family::testing::{check_document, check_table, split_item};
     use crate::ingest::waf;
     use proptest::prelude::*;
     use serde_json::json;
@@ -244,7 +243,7 @@ mod tests {
     fn item(message: &str, geo: Option<GeoLookup<'_>>) -> (Value, Value) {
         let w = waf::parse(message).expect("a WAF log");
         let mut out = Vec::new();
-        write_waf_item(&mut out, esc, "cwl", &META, message, &w, false, geo);
+        write_waf_item(&mut out, "cwl", &META, message, &w, false, geo);
         let (action, doc) = split_item(&out);
         check_document(&doc, WAF_FIELDS, &[]).unwrap_or_else(|e| panic!("{e}: {doc}"));
         (action, doc)
@@ -372,7 +371,7 @@ mod tests {
                 return Err(TestCaseError::fail(format!("not recognised: {message}")));
             };
             let mut out = Vec::new();
-            write_waf_item(&mut out, esc, "cwl", &META, &message, &w, true, None);
+            write_waf_item(&mut out, "cwl", &META, &message, &w, true, None);
             let (_, doc) = split_item(&out);
             if let Err(e) = check_document(&doc, WAF_FIELDS, &[]) {
                 prop_assert!(false, "{}: {}", e, doc);

@@ -10,8 +10,7 @@ use serde_json::value::RawValue;
 pub use crate::ingest::lenient::{Lenient, text_of};
 use crate::ingest::lenient::{Members, array, boolean, integer, keyword, lenient, number, string};
 
-/// `_id`s longer than this are refused by OpenSearch.
-const MAX_ID_BYTES: usize = 512;
+use crate::ingest::MAX_ID_BYTES;
 
 /// Why a message that is a GuardDuty finding event could not be read.
 #[derive(Debug, thiserror::Error)]
