@@ -8,7 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::node::{self, Pipeline};
-use cwl_indexer::config::FlowLogConfig;
+use cwl_indexer::config::{FlowLogConfig, SignalsConfig};
+use cwl_indexer::signals::Enrichment;
 use cwl_indexer::{CloudWatchLogsEvent, Config};
 use serde_json::{Value, json};
 
@@ -126,7 +127,15 @@ fn oracle_map(v: &Value) -> BTreeMap<String, u64> {
 async fn flows_and_findings_land_once_in_their_own_indices_with_typed_fields() {
     let prefix = node::unique_prefix("logtypes");
     let _cleanup = node::Cleanup(prefix.clone());
-    let pipeline = Pipeline::new(config(&prefix), None);
+    let mut pipeline = Pipeline::new(config(&prefix), None);
+    // GeoIP as the function loads it (the fixtures' test databases), for the maps.
+    let geo = common::fixtures().join("geo");
+    let signals = SignalsConfig {
+        geoip_db: Some(geo.join("city-subset.mmdb")),
+        geoip_asn_db: Some(geo.join("asn-subset.mmdb")),
+        ..SignalsConfig::default()
+    };
+    pipeline.indexer = pipeline.indexer.with_enrichment(Enrichment::load(&signals).unwrap());
     let mut events = cloudwatch_events("vpcflow");
     events.extend(cloudwatch_events("guardduty"));
 
@@ -280,6 +289,8 @@ async fn flows_and_findings_land_once_in_their_own_indices_with_typed_fields() {
     distinct.dedup();
     assert_eq!(ids.len(), distinct.len());
 
+    dashboards_aggregate_to_the_oracle(&prefix, &flow, &findings).await;
+
     // Redelivery, by CloudWatch Logs and by Kinesis: nothing new.
     let (indexed, present, events_in) = deliver(&pipeline, &events).await;
     assert_eq!((indexed, present), (0, events_in));
@@ -294,4 +305,185 @@ async fn flows_and_findings_land_once_in_their_own_indices_with_typed_fields() {
         findings["documents"]
     );
     assert_eq!(node::count(&format!("{prefix}-1*,{prefix}-2*"), "*").await, cloudtrail);
+}
+
+/// The family dashboards' saved objects, as committed.
+const LOGTYPE_OBJECTS: &str = include_str!("../dashboards/logtypes.ndjson");
+
+/// The request Dashboards sends for a visualization, from its visState and saved query: the
+/// buckets nested in order under the metric. A date histogram's `auto` interval is a day here
+/// (the oracle's unit; Dashboards picks one from the time range shown).
+fn request_of(vis: &Value) -> (String, Value, Vec<Value>) {
+    let state: Value = serde_json::from_str(vis["attributes"]["visState"].as_str().unwrap()).unwrap();
+    let source: Value = serde_json::from_str(
+        vis["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let aggs = state["aggs"].as_array().unwrap().clone();
+    let metric = &aggs[0];
+    let metric_agg = match metric["type"].as_str().unwrap() {
+        "count" => None,
+        "sum" => Some(json!({"sum": {"field": metric["params"]["field"]}})),
+        other => panic!("metric {other}"),
+    };
+    let buckets: Vec<Value> = aggs[1..].to_vec();
+    let mut inner: Option<Value> = metric_agg.clone().map(|m| json!({"1": m}));
+    for b in buckets.iter().rev() {
+        let p = &b["params"];
+        let mut agg = match b["type"].as_str().unwrap() {
+            "date_histogram" => json!({"date_histogram": {"field": p["field"], "calendar_interval": "1d",
+                                       "format": "yyyy-MM-dd", "min_doc_count": p["min_doc_count"]}}),
+            "terms" => {
+                let order = if metric_agg.is_some() {
+                    json!({"1": "desc"})
+                } else {
+                    json!({"_count": "desc"})
+                };
+                json!({"terms": {"field": p["field"], "size": p["size"], "order": order}})
+            }
+            "geohash_grid" => json!({"geohash_grid": {"field": p["field"], "precision": p["precision"]}}),
+            other => panic!("bucket {other}"),
+        };
+        if let Some(sub) = inner.take() {
+            agg["aggs"] = sub;
+        }
+        let mut level = json!({});
+        level[b["id"].as_str().unwrap()] = agg;
+        if let Some(m) = &metric_agg {
+            // Every level carries the metric, as Dashboards' tabify reads it.
+            level_metric(&mut level, b["id"].as_str().unwrap(), m);
+        }
+        inner = Some(level);
+    }
+    let query = source["query"]["query"].as_str().unwrap_or("").to_owned();
+    (query, inner.unwrap_or_else(|| json!({})), buckets)
+}
+
+fn level_metric(level: &mut Value, id: &str, metric: &Value) {
+    let aggs = level[id]
+        .as_object_mut()
+        .unwrap()
+        .entry("aggs")
+        .or_insert_with(|| json!({}));
+    aggs["1"] = metric.clone();
+}
+
+/// Flattens a nested answer into `{"key1 key2": value}`, value the metric or the count.
+fn flatten(node: &Value, ids: &[String], prefix: &str, sum: bool, out: &mut BTreeMap<String, u64>) {
+    let Some((id, rest)) = ids.split_first() else { return };
+    for b in node[id]["buckets"].as_array().unwrap() {
+        let key = b
+            .get("key_as_string")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| match &b["key"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        let key = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix} {key}")
+        };
+        if rest.is_empty() {
+            let value = if sum {
+                b["1"]["value"].as_f64().unwrap() as u64
+            } else {
+                b["doc_count"].as_u64().unwrap()
+            };
+            out.insert(key, value);
+        } else {
+            flatten(b, rest, &key, sum, out);
+        }
+    }
+}
+
+/// Every visualization of `dashboards/logtypes.ndjson`, its request rebuilt from its saved
+/// state, against the node: the buckets the fixtures' oracle computes.
+async fn dashboards_aggregate_to_the_oracle(prefix: &str, flow: &Value, findings: &Value) {
+    let objects: Vec<Value> = LOGTYPE_OBJECTS
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let titles: BTreeMap<&str, &str> = objects
+        .iter()
+        .filter(|o| o["type"] == "index-pattern")
+        .map(|o| (o["id"].as_str().unwrap(), o["attributes"]["title"].as_str().unwrap()))
+        .collect();
+    assert_eq!(titles.len(), 2);
+    let mut checked = Vec::new();
+    for vis in objects.iter().filter(|o| o["type"] == "visualization") {
+        let id = vis["id"].as_str().unwrap();
+        let pattern = titles[vis["references"][0]["id"].as_str().unwrap()].replacen("cwl-", &format!("{prefix}-"), 1);
+        let (query, aggs, buckets) = request_of(vis);
+        let sum = aggs.to_string().contains("\"sum\"");
+        let query = if query.is_empty() {
+            json!({"match_all": {}})
+        } else {
+            json!({"query_string": {"query": query}})
+        };
+        let answer = node::search(&pattern, json!({"size": 0, "query": query, "aggs": aggs})).await;
+        let ids: Vec<String> = buckets.iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
+        let mut got = BTreeMap::new();
+        flatten(&answer["aggregations"], &ids, "", sum, &mut got);
+        let want = |key: &str, v: &Value| oracle_map(&v[key]);
+        match id {
+            "cwl-indexer-vpcflow-bytes-over-time" => assert_eq!(got, want("bytes_by_day", flow), "{id}"),
+            "cwl-indexer-vpcflow-rejected-by-port" => {
+                assert_eq!(got, want("rejected_by_destination_port", flow), "{id}")
+            }
+            "cwl-indexer-vpcflow-by-direction" => assert_eq!(got, want("bytes_by_direction", flow), "{id}"),
+            "cwl-indexer-vpcflow-top-talkers" => {
+                // The 10 largest senders: each bucket's bytes as the oracle has them, and the
+                // same 10 amounts as the oracle's top 10 (ties may order differently).
+                let oracle = want("bytes_by_source_ip", flow);
+                for (ip, bytes) in &got {
+                    assert_eq!(oracle.get(ip), Some(bytes), "{id}: {ip}");
+                }
+                let mut top: Vec<u64> = oracle.values().copied().collect();
+                top.sort_unstable_by(|a, b| b.cmp(a));
+                let mut mine: Vec<u64> = got.values().copied().collect();
+                mine.sort_unstable_by(|a, b| b.cmp(a));
+                assert_eq!(mine, top[..10.min(top.len())].to_vec(), "{id}");
+            }
+            "cwl-indexer-guardduty-severity-over-time" => {
+                assert_eq!(got, want("findings_by_day_and_severity_label", findings), "{id}")
+            }
+            "cwl-indexer-guardduty-top-types" => assert_eq!(got, want("findings_by_type", findings), "{id}"),
+            "cwl-indexer-guardduty-resources" => assert_eq!(got, want("findings_by_resource_id", findings), "{id}"),
+            "cwl-indexer-vpcflow-remote-map" | "cwl-indexer-guardduty-actors-map" => {
+                // Every located document is in a cell: the cells add up to the documents with
+                // a location (the fixtures' test databases locate only some addresses).
+                let located = node::count(&pattern, "_exists_:source.geo.location").await;
+                assert_eq!(got.values().sum::<u64>(), located, "{id}");
+            }
+            other => panic!("{other}: no oracle"),
+        }
+        checked.push(id.to_owned());
+    }
+    assert_eq!(checked.len(), 9, "{checked:?}");
+}
+
+#[test]
+fn the_committed_family_dashboards_are_the_generators_output() {
+    let out = std::process::Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-dashboards.py"))
+        .arg("--stdout-logtypes")
+        .output()
+        .expect("python3 runs scripts/make-dashboards.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == LOGTYPE_OBJECTS,
+        "dashboards/logtypes.ndjson differs from the generator's output: run `python3 scripts/make-dashboards.py`"
+    );
+    // Each family's index pattern is named once, as its title, so `setup` retargets it.
+    for family in ["vpcflow", "guardduty"] {
+        assert_eq!(
+            LOGTYPE_OBJECTS.matches(&format!("cwl-{family}-*")).count(),
+            1,
+            "{family}"
+        );
+    }
 }

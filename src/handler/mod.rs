@@ -30,6 +30,8 @@ pub use events::{BatchResponse, ItemFailure};
 pub use source::Source;
 
 /// What the function answers.
+// One per invocation, serialised straight away: a box would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Response {

@@ -161,7 +161,7 @@ fn finding_match(f: &FindingSummary) -> Option<SignalMatch> {
     };
     let title = f.title.clone().unwrap_or_else(|| f.finding_type.clone());
     Some(SignalMatch {
-        rule: format!("guardduty:{}", f.finding_type),
+        rule: format!("{}{}", signals::GUARDDUTY_RULE_PREFIX, f.finding_type),
         title: if f.sample { format!("[sample] {title}") } else { title },
         severity,
         principal: f.resource_ids.first().cloned(),

@@ -352,12 +352,6 @@ impl<'a> Unindexed<'a> {
         self.items.is_empty()
     }
 
-    /// The kept values, in the order they were kept.
-    #[cfg(test)]
-    pub fn items(&self) -> &[(&'static str, Kept<'a>)] {
-        &self.items
-    }
-
     /// Writes `"@unindexed":{...}` into `doc`, or nothing when nothing is kept. A path kept twice
     /// (an array of bad addresses) keeps its first value: a JSON object has one value per key.
     pub fn write(&self, doc: &mut Obj<'_>) {
