@@ -130,6 +130,17 @@ pub fn write_action(out: &mut Vec<u8>, prefix: &str, family: &str, time: &DateTi
     out.extend_from_slice(b"}}\n");
 }
 
+/// The fields every family document opens with: `@id`, `@timestamp`, `@owner`, `@log_group`,
+/// `@log_stream`, and `@message` when given.
+pub fn write_origin(doc: &mut Obj<'_>, meta: &EventMeta<'_>, time: &DateTime<Utc>, message: Option<&str>) {
+    doc.str("@id", meta.id);
+    doc.time("@timestamp", time);
+    doc.str("@owner", meta.owner);
+    doc.str("@log_group", meta.log_group);
+    doc.str("@log_stream", meta.log_stream);
+    doc.opt_str("@message", message);
+}
+
 /// A JSON object written straight into the buffer. A nested object is opened eagerly and
 /// taken back when nothing was written into it, so absent groups (`destination` of a NODATA
 /// record) leave no `{}` behind. Dropping it closes it; dropping the document also ends its

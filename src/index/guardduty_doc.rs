@@ -153,7 +153,7 @@ pub fn write_finding_item(
             let time = family::time_from_millis(meta.timestamp_ms);
             family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
             let mut doc = Obj::document(out);
-            common(&mut doc, meta, &time, message);
+            family::write_origin(&mut doc, meta, &time, Some(message));
             doc.str("@parse_error", &e.to_string());
             doc.child("event").str("dataset", DATASET);
             return FindingOutcome::Invalid;
@@ -169,7 +169,7 @@ pub fn write_finding_item(
     let label = f.label();
     let first_actor = f.service.actors.first();
     let mut doc = Obj::document(out);
-    common(&mut doc, meta, &time, message);
+    family::write_origin(&mut doc, meta, &time, Some(message));
     {
         let mut event = doc.child("event");
         event.str("kind", "alert");
@@ -463,15 +463,6 @@ pub fn write_finding_item(
         index: family::index_name(prefix, FAMILY, &time),
         doc_id: doc_id.to_owned(),
     }))
-}
-
-fn common(doc: &mut Obj<'_>, meta: &EventMeta<'_>, time: &chrono::DateTime<chrono::Utc>, message: &str) {
-    doc.str("@id", meta.id);
-    doc.time("@timestamp", time);
-    doc.str("@owner", meta.owner);
-    doc.str("@log_group", meta.log_group);
-    doc.str("@log_stream", meta.log_stream);
-    doc.str("@message", message);
 }
 
 #[cfg(test)]

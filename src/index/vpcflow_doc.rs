@@ -190,14 +190,12 @@ pub fn write_flow_item(
     family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
 
     let mut doc = Obj::document(out);
-    doc.str("@id", meta.id);
-    doc.time("@timestamp", &time);
-    doc.str("@owner", meta.owner);
-    doc.str("@log_group", meta.log_group);
-    doc.str("@log_stream", meta.log_stream);
-    if keep_message || record.is_none() {
-        doc.str("@message", message);
-    }
+    family::write_origin(
+        &mut doc,
+        meta,
+        &time,
+        (keep_message || record.is_none()).then_some(message),
+    );
     let r = match parsed {
         Ok(r) => r,
         Err(e) => {

@@ -79,14 +79,7 @@ pub fn write_waf_item(
     family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
     let mut kept = Unindexed::default();
     let mut doc = Obj::document(out);
-    doc.str("@id", meta.id);
-    doc.time("@timestamp", &time);
-    doc.str("@owner", meta.owner);
-    doc.str("@log_group", meta.log_group);
-    doc.str("@log_stream", meta.log_stream);
-    if keep_message {
-        doc.str("@message", message);
-    }
+    family::write_origin(&mut doc, meta, &time, keep_message.then_some(message));
     if let Lenient::Invalid(raw) = &w.timestamp {
         kept.json("@timestamp", raw);
     }
