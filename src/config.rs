@@ -778,4 +778,35 @@ mod tests {
             assert!(err.to_string().starts_with(var), "{err}");
         }
     }
+
+    #[test]
+    fn flow_log_variables_are_read_once_and_errors_name_them() {
+        let formats = r#"{"/aws/vpc/flowlogs/prod": "${version} ${srcaddr} ${dstaddr}"}"#;
+        let config = Config::from_lookup(|name| match name {
+            "FLOW_LOG_GROUPS" => Some("/vpc/*,other".into()),
+            "FLOW_LOG_FORMATS" => Some(formats.into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.flow_logs.format_for("/aws/vpc/flowlogs/prod").unwrap().len(), 3);
+        assert_eq!(
+            config.flow_logs.format_for("/vpc/a").unwrap().len(),
+            14,
+            "the default format"
+        );
+        assert!(config.flow_logs.format_for("aws-cloudtrail-logs").is_none());
+        assert!(
+            Config::default().flow_logs.format_for("/aws/vpc/flow-logs").is_some(),
+            "*flow* by default"
+        );
+        for (var, value) in [
+            ("FLOW_LOG_GROUPS", "a b"),
+            ("FLOW_LOG_FORMATS", "[1]"),
+            ("FLOW_LOG_FORMATS", r#"{"g": "${version} ${Bad}"}"#),
+        ] {
+            let e = Config::from_lookup(|name| (name == var).then(|| value.to_owned())).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+            assert_eq!(e.value, value);
+        }
+    }
 }
