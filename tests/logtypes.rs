@@ -487,3 +487,100 @@ fn the_committed_family_dashboards_are_the_generators_output() {
         );
     }
 }
+
+/// The fixture's records, decoded here without the crate: the messages, parsed.
+fn records(fixture: &str) -> Vec<Value> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let event: Value = serde_json::from_str(&read(fixture)).unwrap();
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(event["awslogs"]["data"].as_str().unwrap())
+        .unwrap();
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+    let envelope: Value = serde_json::from_slice(&text).unwrap();
+    envelope["logEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["message"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn resolver_queries_and_waf_requests_land_once_in_their_own_indices() {
+    let prefix = node::unique_prefix("rwaf");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let pipeline = Pipeline::new(config(&prefix), None);
+    let events: Vec<CloudWatchLogsEvent> = ["resolver/queries.json", "waf/requests.json"]
+        .iter()
+        .map(|f| serde_json::from_str(&read(f)).unwrap())
+        .collect();
+    let (indexed, present, events_in) = deliver(&pipeline, &events).await;
+    assert_eq!((indexed, present), (events_in, 0));
+    node::refresh(&prefix).await;
+
+    // Resolver: one document per query, in the day of query_timestamp, typed.
+    let queries = records("resolver/queries.json");
+    assert_eq!(
+        node::count(&format!("{prefix}-resolver-*"), "*").await,
+        queries.len() as u64
+    );
+    for q in &queries {
+        let day = &q["query_timestamp"].as_str().unwrap()[..10].replace('-', ".");
+        let query = format!(
+            "dns.question.name:\"{}\" AND source.ip:\"{}\" AND dns.response_code:{}",
+            q["query_name"].as_str().unwrap(),
+            q["srcaddr"].as_str().unwrap(),
+            q["rcode"].as_str().unwrap()
+        );
+        assert_eq!(
+            node::count(&format!("{prefix}-resolver-{day}"), &query).await,
+            1,
+            "{query}"
+        );
+    }
+    // WAF: one document per request, in the day of its timestamp; action, client and URI.
+    let requests = records("waf/requests.json");
+    assert_eq!(
+        node::count(&format!("{prefix}-waf-*"), "*").await,
+        requests.len() as u64
+    );
+    let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &requests {
+        *by_action
+            .entry(r["action"].as_str().unwrap().to_ascii_lowercase())
+            .or_default() += 1;
+    }
+    let answer = node::search(
+        &format!("{prefix}-waf-*"),
+        json!({"size": 0, "aggs": {"a": {"terms": {"field": "event.action"}}}}),
+    )
+    .await;
+    assert_eq!(buckets(&answer, "a", None), by_action);
+    for r in &requests {
+        let http = &r["httpRequest"];
+        let query = format!(
+            "source.ip:\"{}\" AND url.path:\"{}\" AND aws.waf.action:{}",
+            http["clientIp"].as_str().unwrap(),
+            http["uri"].as_str().unwrap(),
+            r["action"].as_str().unwrap()
+        );
+        assert!(node::count(&format!("{prefix}-waf-*"), &query).await >= 1, "{query}");
+    }
+    // Each under its own mapping, and nothing in the CloudTrail indices.
+    for family in ["resolver", "waf"] {
+        let mapping = node::call(reqwest::Method::GET, &format!("{prefix}-{family}-*/_mapping"), None).await;
+        for (index, m) in mapping.as_object().unwrap() {
+            assert_eq!(
+                m["mappings"]["properties"]["source"]["properties"]["ip"]["type"], "ip",
+                "{index}"
+            );
+            assert!(m["mappings"]["properties"].get("eventName").is_none(), "{index}");
+        }
+    }
+    assert_eq!(node::count(&format!("{prefix}-1*,{prefix}-2*"), "*").await, 0);
+    // Redelivery: nothing new.
+    let (indexed, present, events_in) = deliver(&pipeline, &events).await;
+    assert_eq!((indexed, present), (0, events_in));
+}
