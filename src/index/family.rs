@@ -1,6 +1,6 @@
-//! What the per-family document writers (VPC flow logs, GuardDuty findings) share: the bulk
-//! action line of a daily `<prefix>-<family>-YYYY.MM.DD` index, timestamps, JSON objects written
-//! straight into the body buffer, the `@unindexed` collector, and index templates built from a
+//! What the per-family document writers (VPC flow logs, GuardDuty findings, Resolver, WAF)
+//! share: the bulk action line of a daily `<prefix>-<family>-YYYY.MM.DD` index, timestamps, JSON
+//! objects written straight into the body buffer, the `@unindexed` collector, and index templates built from a
 //! field table so that the writer and the mapping cannot disagree.
 
 use std::fmt::Display;
@@ -44,8 +44,8 @@ pub struct EventMeta<'a> {
 }
 
 /// What the GeoIP databases say about an address, for `source.geo`/`source.as` (and
-/// `destination.*` in flows). The integrator converts `geo::Geo` into it, for public
-/// addresses only.
+/// `destination.*` in flows), from a [`crate::signals::Geo`] of a public address
+/// (`index::document` looks private ones up not at all).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GeoFacts {
     /// ISO 3166-1 alpha-2.
