@@ -1,7 +1,7 @@
 //! What the per-family document writers (VPC flow logs, GuardDuty findings, Resolver, WAF)
 //! share: the bulk action line of a daily `<prefix>-<family>-YYYY.MM.DD` index, timestamps, JSON
-//! objects written straight into the body buffer, the `@unindexed` collector, and index templates built from a
-//! field table so that the writer and the mapping cannot disagree.
+//! objects written straight into the body buffer, the `@unindexed` collector, and index
+//! templates built from a field table so that the writer and the mapping cannot disagree.
 
 use std::fmt::Display;
 use std::io::Write as _;
