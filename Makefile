@@ -55,13 +55,15 @@ invoke: ## Invoke the function with FIXTURE=fixtures/x.json under cargo-lambda's
 test-matrix: venv ## The cluster suites against OpenSearch 1.3, 2.19, 3.6 and Elasticsearch OSS 7.10.2 (MATRIX=... to choose)
 	scripts/test-matrix.sh
 
-fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples
+fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples and ../shared/log-samples
 	python3 scripts/make-fixtures.py
+	python3 scripts/make-logtype-fixtures.py
 
 check-fixtures: ## Regenerated fixtures equal the committed ones (skipped without the shared samples)
-	@if [ -d ../shared/cloudtrail-samples ]; then \
-	  python3 scripts/make-fixtures.py && git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
-	else echo "../shared/cloudtrail-samples not present: fixture reproducibility not checked"; fi
+	@if [ -d ../shared/cloudtrail-samples ] && [ -d ../shared/log-samples ]; then \
+	  python3 scripts/make-fixtures.py && python3 scripts/make-logtype-fixtures.py && \
+	  git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
+	else echo "../shared/cloudtrail-samples or log-samples not present: fixture reproducibility not checked"; fi
 
 FUZZ_SECONDS ?= 1800
 fuzz: ## Fuzz each target (envelope, transform) for FUZZ_SECONDS (1800) in turn; needs nightly (see fuzz/README.md)

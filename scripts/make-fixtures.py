@@ -653,8 +653,17 @@ def write_readme(rows, corpus_sources):
         "  manifest's MD5). Written for this project (Apache-2.0).",
         "",
     ]
-    with open(os.path.join(OUT, "README.md"), "w") as f:
-        f.write("\n".join(out))
+    # The VPC flow and GuardDuty section is written by make-logtype-fixtures.py: kept as it is.
+    path = os.path.join(OUT, "README.md")
+    kept = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        begin, end = "<!-- logtypes:begin -->", "<!-- logtypes:end -->"
+        if begin in text and end in text:
+            kept = "\n" + text[text.index(begin):text.index(end) + len(end)] + "\n"
+    with open(path, "w") as f:
+        f.write("\n".join(out) + kept)
 
 
 if __name__ == "__main__":

@@ -264,6 +264,10 @@ impl Indexer {
                     DocKind::OtherJson => summary.other_json += 1,
                     DocKind::Text => summary.text += 1,
                     DocKind::Invalid => summary.invalid += 1,
+                    DocKind::VpcFlow => summary.vpcflow += 1,
+                    DocKind::GuardDuty => summary.guardduty += 1,
+                    DocKind::Resolver => summary.resolver += 1,
+                    DocKind::Waf => summary.waf += 1,
                 }
             }
             sink.send(chunk, &batch, &mut summary.delivery)

@@ -614,19 +614,81 @@ def check_trail(t):
 
 
 def check_subscription_permission(t):
-    _, perm = one(t, "AWS::Lambda::Permission")
-    p = perm["Properties"]
-    assert p["Action"] == "lambda:InvokeFunction"
-    assert p["Principal"] == "logs.amazonaws.com"
-    assert p.get("SourceAccount") == {"Ref": "AWS::AccountId"}, "scoped by account"
-    arns = list(branches(p.get("SourceArn")))
-    assert arns == [
-        {"Fn::GetAtt": ["TrailLogGroup", "Arn"]},
-        {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ExistingLogGroupName}:*"},
-    ], "scoped by the log group's ARN"
-    assert p["FunctionName"] == {"Fn::GetAtt": ["Indexer", "Arn"]}
-    _, sub = one(t, "AWS::Logs::SubscriptionFilter")
-    assert sub["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["Indexer", "Arn"]}
+    """Every log group the function subscribes to (the trail's, the flow log's, the findings')
+    may invoke it, each scoped by this account and that group's ARN, and nothing else may."""
+    perms = resources(t, "AWS::Lambda::Permission")
+    assert set(perms) <= {"IndexerInvokePermission", "FlowLogInvokePermission", "FindingsInvokePermission"}, sorted(perms)
+    expected = {
+        "IndexerInvokePermission": [
+            {"Fn::GetAtt": ["TrailLogGroup", "Arn"]},
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ExistingLogGroupName}:*"},
+        ],
+        "FlowLogInvokePermission": [{"Fn::GetAtt": ["FlowLogGroup", "Arn"]}],
+        "FindingsInvokePermission": [{"Fn::GetAtt": ["FindingsLogGroup", "Arn"]}],
+    }
+    for name, perm in perms.items():
+        p = perm["Properties"]
+        assert p["Action"] == "lambda:InvokeFunction", name
+        assert p["Principal"] == "logs.amazonaws.com", name
+        assert p.get("SourceAccount") == {"Ref": "AWS::AccountId"}, f"{name}: scoped by account"
+        assert list(branches(p.get("SourceArn"))) == expected[name], f"{name}: scoped by the log group's ARN"
+        assert p["FunctionName"] == {"Fn::GetAtt": ["Indexer", "Arn"]}, name
+    subs = resources(t, "AWS::Logs::SubscriptionFilter")
+    assert set(subs) == {"TrailSubscription", "FlowLogSubscription", "FindingsSubscription"}, sorted(subs)
+    for name, sub in subs.items():
+        assert sub["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["Indexer", "Arn"]}, name
+    assert subs["FlowLogSubscription"]["Properties"]["LogGroupName"] == {"Ref": "FlowLogGroup"}
+    assert subs["FlowLogSubscription"]["DependsOn"] == "FlowLogInvokePermission"
+    assert subs["FindingsSubscription"]["Properties"]["LogGroupName"] == {"Ref": "FindingsLogGroup"}
+    assert subs["FindingsSubscription"]["DependsOn"] == "FindingsInvokePermission"
+
+
+def check_logtypes(t):
+    """The flow log and the findings rule: each writes only into its own log group, the flow
+    log in the format the function is told, the rule only GuardDuty findings."""
+    r = t["Resources"]
+    for name, condition in [("FlowLogGroup", "CreateFlowLog"), ("FlowLogRole", "CreateFlowLog"), ("FlowLog", "CreateFlowLog"),
+                            ("FindingsLogGroup", "GuardDutyFindings"), ("FindingsRule", "GuardDutyFindings"),
+                            ("FindingsLogGroupPolicy", "GuardDutyFindings")]:
+        assert r[name].get("Condition") == condition, f"{name} is optional"
+    trust = r["FlowLogRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert len(trust) == 1 and trust[0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    condition = trust[0].get("Condition", {}).get("StringEquals", {})
+    assert condition.get("aws:SourceAccount") == {"Ref": "AWS::AccountId"}, "confused deputy"
+    policies = r["FlowLogRole"]["Properties"]["Policies"]
+    assert len(policies) == 1 and "ManagedPolicyArns" not in r["FlowLogRole"]["Properties"]
+    for st in policies[0]["PolicyDocument"]["Statement"]:
+        assert set(st["Action"]) <= {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}
+        for arn in st["Resource"]:
+            assert arn == {"Fn::GetAtt": ["FlowLogGroup", "Arn"]} or (
+                isinstance(arn, dict) and "${FlowLogGroup}" in arn.get("Fn::Sub", "")
+            ), arn
+    fl = r["FlowLog"]["Properties"]
+    assert fl["ResourceType"] == "VPC" and fl["ResourceId"] == {"Ref": "FlowLogVpcId"}
+    assert fl["LogGroupName"] == {"Ref": "FlowLogGroup"} and fl["LogDestinationType"] == "cloud-watch-logs"
+    fmt = {"Fn::FindInMap": ["FlowLogs", "Format", "Fields"]}
+    assert fl["LogFormat"] == fmt
+    _, fn = function(t)
+    env = fn["Properties"]["Environment"]["Variables"]["FLOW_LOG_FORMATS"]
+    sub = env["Fn::If"][1]["Fn::Sub"]
+    assert sub[0] == '{"/aws/vpc/flowlogs/${AWS::StackName}": "${Format}"}' and sub[1]["Format"] == fmt, "the function reads the flow log's format"
+    assert r["FlowLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/vpc/flowlogs/${AWS::StackName}"}
+    fields = t["Mappings"]["FlowLogs"]["Format"]["Fields"].split()
+    assert fields[:14] == "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}".split()
+    assert all(re.fullmatch(r"\$\{[a-z0-9-]+\}", f) for f in fields) and len(set(fields)) == len(fields)
+
+    rule = r["FindingsRule"]["Properties"]
+    assert rule["EventPattern"] == {"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}
+    assert [x["Arn"] for x in rule["Targets"]] == [{"Fn::GetAtt": ["FindingsLogGroup", "Arn"]}]
+    assert r["FindingsLogGroup"]["Properties"]["LogGroupName"]["Fn::Sub"].startswith("/aws/events/"), "EventBridge writes only there"
+    doc_sub = r["FindingsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    doc = json.loads(doc_sub[0])
+    assert doc_sub[1] == {"GroupArn": {"Fn::GetAtt": ["FindingsLogGroup", "Arn"]}, "RuleArn": {"Fn::GetAtt": ["FindingsRule", "Arn"]}}
+    (st,) = doc["Statement"]
+    assert set(st["Principal"]["Service"]) == {"events.amazonaws.com", "delivery.logs.amazonaws.com"}
+    assert set(st["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert st["Resource"] == "${GroupArn}", "this group only"
+    assert st.get("Condition") == {"ArnEquals": {"aws:SourceArn": "${RuleArn}"}}, "this rule only"
 
 
 def check_log_retention(t):
@@ -1093,6 +1155,7 @@ def check_all(t):
     check_bucket(t)
     check_trail(t)
     check_subscription_permission(t)
+    check_logtypes(t)
     check_log_retention(t)
     check_alarms(t)
     check_central_account(t)
@@ -1143,6 +1206,10 @@ def test_batch_operations_role_is_least_privilege(template):
     check_batch_operations(template)
 
 
+def test_flow_log_and_findings_rule_are_least_privilege(template):
+    check_logtypes(template)
+
+
 def test_every_log_group_has_a_retention(template):
     check_log_retention(template)
 
@@ -1187,14 +1254,16 @@ LEFT_UNSET = {
     "private DNS (its default) makes that same name resolve to it",
     "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
     "exists for tests against a local S3 server",
+    "FLOW_LOG_GROUPS": "its default `*flow*` matches the flow-log group the stack creates "
+    "(/aws/vpc/flowlogs/<stack>); set it for flow-log groups named otherwise",
 }
 
 
 def test_environment_covers_every_variable_the_function_reads(template):
-    """Every variable src/config.rs reads is set by the template, or listed in LEFT_UNSET."""
+    """Every variable src/config.rs (and src/config/) reads is set by the template, or listed in LEFT_UNSET."""
     _, fn = function(template)
     env = fn["Properties"]["Environment"]["Variables"]
-    source = (ROOT / "src" / "config.rs").read_text()
+    source = "\n".join(p.read_text() for p in [ROOT / "src" / "config.rs", *sorted((ROOT / "src" / "config").glob("*.rs"))])
     read = set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|AUTH|COMPRESSION|DETECTIONS)"', source))
     read = {v for v in read if not v.startswith("AWS_")}  # set by Lambda itself
     missing = read - set(LEFT_UNSET) - set(env)
@@ -1230,6 +1299,12 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("no TLS-only statement", lambda t: t["Resources"]["TrailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].pop(0)),
         ("permission without account", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].pop("SourceAccount")),
         ("permission without source ARN", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].__setitem__("SourceArn", "*")),
+        ("flow log role writes anywhere", lambda t: t["Resources"]["FlowLogRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Resource", ["*"])),
+        ("flow log role for any account", lambda t: t["Resources"]["FlowLogRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition")),
+        ("flow log in another format", lambda t: t["Resources"]["FlowLog"]["Properties"].__setitem__("LogFormat", "${version} ${srcaddr}")),
+        ("findings group open to any rule", lambda t: t["Resources"]["FindingsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"].__setitem__(0, t["Resources"]["FindingsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"][0].replace(', "Condition": {"ArnEquals": {"aws:SourceArn": "${RuleArn}"}}', ""))),
+        ("rule for every event", lambda t: t["Resources"]["FindingsRule"]["Properties"].__setitem__("EventPattern", {"source": [{"prefix": ""}]})),
+        ("flow log permission for any group", lambda t: t["Resources"]["FlowLogInvokePermission"]["Properties"].__setitem__("SourceArn", "*")),
         ("log group without retention", lambda t: t["Resources"]["FunctionLogGroup"]["Properties"].pop("RetentionInDays")),
         ("no dead-letter alarm", lambda t: t["Resources"].pop("DeadLetteredAlarm")),
         ("alarm on another function", lambda t: t["Resources"]["ErrorsAlarm"]["Properties"]["Dimensions"][0].__setitem__("Value", "other")),

@@ -169,8 +169,8 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::handler::Response;
-    use crate::{Config, Indexer};
     use crate::pipeline::WriterSink;
+    use crate::{Config, Indexer};
     use serde_json::Value;
 
     fn fixture(name: &str) -> String {

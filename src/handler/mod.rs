@@ -32,6 +32,8 @@ pub use events::{BatchOperationsResponse, BatchResponse, ItemFailure, ResultCode
 pub use source::Source;
 
 /// What the function answers.
+// One per invocation, serialised straight away: a box would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Response {
@@ -166,6 +168,10 @@ fn log_invocation(request_id: &str, input: &str, s: &Summary, item_failures: usi
         other_json = s.other_json,
         text = s.text,
         invalid = s.invalid,
+        vpcflow = s.vpcflow,
+        guardduty = s.guardduty,
+        resolver = s.resolver,
+        waf = s.waf,
         requests = d.requests,
         splits = d.splits,
         repaired = d.repaired,

@@ -171,10 +171,14 @@ pub async fn cleanup(prefix: &str) {
         None,
     )
     .await;
+    let families = cwl_indexer::index::family_templates(prefix, None, None);
     for name in [
         cwl_indexer::index::template_name(prefix),
         cwl_indexer::index::deadletter_template_name(prefix),
-    ] {
+    ]
+    .into_iter()
+    .chain(families.into_iter().map(|(name, _)| name))
+    {
         call(reqwest::Method::DELETE, &format!("_index_template/{name}"), None).await;
     }
 }
