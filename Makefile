@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .PHONY: test-matrix help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
-	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench bench-cluster-cost
+	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench bench-cluster-cost load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,13 +55,15 @@ invoke: ## Invoke the function with FIXTURE=fixtures/x.json under cargo-lambda's
 test-matrix: venv ## The cluster suites against OpenSearch 1.3, 2.19, 3.6 and Elasticsearch OSS 7.10.2 (MATRIX=... to choose)
 	scripts/test-matrix.sh
 
-fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples
+fixtures: ## Regenerate fixtures/ from ../shared/cloudtrail-samples and ../shared/log-samples
 	python3 scripts/make-fixtures.py
+	python3 scripts/make-logtype-fixtures.py
 
 check-fixtures: ## Regenerated fixtures equal the committed ones (skipped without the shared samples)
-	@if [ -d ../shared/cloudtrail-samples ]; then \
-	  python3 scripts/make-fixtures.py && git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
-	else echo "../shared/cloudtrail-samples not present: fixture reproducibility not checked"; fi
+	@if [ -d ../shared/cloudtrail-samples ] && [ -d ../shared/log-samples ]; then \
+	  python3 scripts/make-fixtures.py && python3 scripts/make-logtype-fixtures.py && \
+	  git diff --exit-code --stat -- fixtures && echo "fixtures reproduce"; \
+	else echo "../shared/cloudtrail-samples or log-samples not present: fixture reproducibility not checked"; fi
 
 FUZZ_SECONDS ?= 1800
 fuzz: ## Fuzz each target (envelope, transform) for FUZZ_SECONDS (1800) in turn; needs nightly (see fuzz/README.md)
@@ -72,6 +74,10 @@ fuzz-smoke: ## CI fuzz smoke test (stable): regressions, seeds and seed mutation
 
 fuzz-seed: ## Rebuild the fuzz seed corpus (fuzz/corpus/) from fixtures/
 	scripts/fuzz.sh seed
+
+load: venv ## Load test (not in make test): LOAD_INVOCATIONS (32) concurrent realistic batches into a node with a 2-slot write queue; every event once (BENCHMARKS.md)
+	OPENSEARCH_SETTINGS="thread_pool.write.size=1 thread_pool.write.queue_size=2" scripts/with-opensearch.sh \
+	  $(CARGO) test --locked --test load -- --ignored --nocapture
 
 bench: ## Benchmarks: transform (criterion), peak memory, cold start, end to end, cluster cost; report in target/bench/REPORT.md (BENCH_QUICK=1: shorter; see BENCHMARKS.md)
 	scripts/bench.sh

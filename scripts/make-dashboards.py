@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Generate dashboards/cloudtrail-audit.ndjson, the OpenSearch Dashboards saved objects.
+"""Generate dashboards/cloudtrail-audit.ndjson and dashboards/logtypes.ndjson, the OpenSearch
+Dashboards saved objects (CloudTrail; VPC flow logs and GuardDuty findings).
 
-Usage: python3 scripts/make-dashboards.py [--stdout]
+Usage: python3 scripts/make-dashboards.py [--stdout | --stdout-logtypes]
 
 The saved-objects format stores visState, panelsJSON and searchSourceJSON as JSON *strings*
 inside JSON, which is unreadable and easy to break by hand; this script keeps the objects as
@@ -10,8 +11,10 @@ checks that the committed file is exactly this script's output, validates its st
 runs every visualization's aggregation and every saved search's query against a real node.
 
 Invariants the `setup` command and the tests rely on (see dashboards/README.md):
-- The index pattern `cwl-*` appears exactly once in the file: as the title of the
-  index-pattern object. Retargeting another INDEX_PREFIX is one substitution of that title.
+- The index pattern `cwl-1*,...,cwl-9*` (the daily CloudTrail indices, not the log type
+  families' nor the dead letters') appears exactly once in the file: as the title of the
+  index-pattern object. Retargeting another INDEX_PREFIX is one substitution of that title;
+  dashboards/logtypes.ndjson names `cwl-vpcflow-*` and `cwl-guardduty-*` once each, likewise.
 - Ids are stable and prefix-independent, so re-importing with overwrite=true replaces the
   objects instead of duplicating them.
 - Queries are Lucene syntax (`language: lucene`): Dashboards sends them as `query_string`
@@ -28,10 +31,15 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "dashboards", "cloudtrail-audit.ndjson")
+LOGTYPES_OUT = os.path.join(ROOT, "dashboards", "logtypes.ndjson")
 RULES = os.path.join(ROOT, "rules", "default.json")
 
 INDEX_PATTERN_ID = "cwl-indexer-index-pattern"
-INDEX_PATTERN_TITLE = "cwl-*"  # the only place the index pattern is named
+# The only place the CloudTrail index pattern is named: the daily indices `cwl-YYYY.MM.DD`,
+# whose names go on with a year's first digit, so that neither the log type families
+# (`cwl-vpcflow-*`, ...) nor the dead letters (`cwl-deadletter-*`) match. The index template
+# has the same patterns (`index::document_patterns`).
+INDEX_PATTERN_TITLE = ",".join(f"cwl-{d}*" for d in range(1, 10))
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 
 # The latest migration of each type in OpenSearch Dashboards 1.x-3.x (forked from Kibana
@@ -92,8 +100,8 @@ def search_source(query, with_index=True):
     return {"searchSourceJSON": minify(source)}
 
 
-def index_ref():
-    return [{"name": INDEX_REF, "type": "index-pattern", "id": INDEX_PATTERN_ID}]
+def index_ref(pattern_id=INDEX_PATTERN_ID):
+    return [{"name": INDEX_REF, "type": "index-pattern", "id": pattern_id}]
 
 
 # Aggregations, in the visState form the visualize editor saves.
@@ -268,11 +276,16 @@ VIS_PARAMS = {
 VIS_TYPE = {"stacked_histogram": "histogram"}
 
 
-def visualization(vis_id, title, description, vis_type, aggs, query=""):
+def sum_of(field, label):
+    """A sum metric (agg id "1", where count() would be), for bytes charts."""
+    return {"id": "1", "enabled": True, "type": "sum", "params": {"field": field, "customLabel": label}, "schema": "metric"}
+
+
+def visualization(vis_id, title, description, vis_type, aggs, query="", pattern_id=INDEX_PATTERN_ID, metric=None):
     vis_state = {
         "title": title,
         "type": VIS_TYPE.get(vis_type, vis_type),
-        "aggs": [count()] + aggs,
+        "aggs": [metric or count()] + aggs,
         "params": VIS_PARAMS[vis_type](),
     }
     return {
@@ -286,7 +299,7 @@ def visualization(vis_id, title, description, vis_type, aggs, query=""):
             "version": 1,
             "kibanaSavedObjectMeta": search_source(query),
         },
-        "references": index_ref(),
+        "references": index_ref(pattern_id),
     }
 
 
@@ -655,9 +668,123 @@ def objects():
     ]
 
 
-def render():
+# The log type families. Each has its own index pattern (`cwl-vpcflow-*`, `cwl-guardduty-*`),
+# named once as its title, which `setup` retargets like the CloudTrail one.
+VPCFLOW_PATTERN_ID = "cwl-indexer-vpcflow-index-pattern"
+GUARDDUTY_PATTERN_ID = "cwl-indexer-guardduty-index-pattern"
+REJECTED = "event.action:reject"
+
+
+def logtype_objects():
+    flows = {
+        "id": VPCFLOW_PATTERN_ID,
+        "type": "index-pattern",
+        "attributes": {"title": "cwl-vpcflow-*", "timeFieldName": "@timestamp"},
+        "references": [],
+    }
+    findings = {
+        "id": GUARDDUTY_PATTERN_ID,
+        "type": "index-pattern",
+        "attributes": {"title": "cwl-guardduty-*", "timeFieldName": "@timestamp"},
+        "references": [],
+    }
+    bytes_sum = sum_of("source.bytes", "Bytes")
+    bytes_over_time = visualization(
+        "cwl-indexer-vpcflow-bytes-over-time",
+        "VPC flows: bytes over time",
+        "Bytes sent (source.bytes), summed per interval of the flows' start.",
+        "histogram",
+        [date_histogram("2")],
+        pattern_id=VPCFLOW_PATTERN_ID,
+        metric=bytes_sum,
+    )
+    top_talkers = visualization(
+        "cwl-indexer-vpcflow-top-talkers",
+        "VPC flows: top talkers",
+        "The 10 source addresses that sent the most bytes.",
+        "table",
+        [terms("2", "source.ip", 10, "bucket", "source.ip")],
+        pattern_id=VPCFLOW_PATTERN_ID,
+        metric=bytes_sum,
+    )
+    rejected_by_port = visualization(
+        "cwl-indexer-vpcflow-rejected-by-port",
+        "VPC flows: rejected by destination port",
+        "Rejected flows (event.action:reject) per destination port: what is knocking.",
+        "horizontal_bar",
+        [terms("2", "destination.port", 20, "segment", "destination.port")],
+        query=REJECTED,
+        pattern_id=VPCFLOW_PATTERN_ID,
+    )
+    remote_map = visualization(
+        "cwl-indexer-vpcflow-remote-map",
+        "VPC flows: map of remote addresses",
+        "Where public source addresses are (GeoIP, enriched at ingest; private addresses have none).",
+        "tile_map",
+        [geohash_grid("2", "source.geo.location")],
+        pattern_id=VPCFLOW_PATTERN_ID,
+    )
+    by_direction = visualization(
+        "cwl-indexer-vpcflow-by-direction",
+        "VPC flows: traffic by direction",
+        "Bytes by flow-direction (ingress/egress; formats from version 5 have it).",
+        "pie",
+        [terms("2", "network.direction", 5, "segment", "network.direction")],
+        pattern_id=VPCFLOW_PATTERN_ID,
+        metric=bytes_sum,
+    )
+    severity_over_time = visualization(
+        "cwl-indexer-guardduty-severity-over-time",
+        "GuardDuty: findings by severity over time",
+        "Finding versions per interval of updatedAt, by severity label (GuardDuty's bands).",
+        "stacked_histogram",
+        [date_histogram("2"), terms("3", "finding.severity_label", 4, "group", "severity")],
+        pattern_id=GUARDDUTY_PATTERN_ID,
+    )
+    top_types = visualization(
+        "cwl-indexer-guardduty-top-types",
+        "GuardDuty: top finding types",
+        "The 20 most frequent finding types.",
+        "horizontal_bar",
+        [terms("2", "finding.type", 20, "segment", "finding.type")],
+        pattern_id=GUARDDUTY_PATTERN_ID,
+    )
+    resources = visualization(
+        "cwl-indexer-guardduty-resources",
+        "GuardDuty: affected resources",
+        "The 20 resources (instance, access key, bucket...) with the most finding versions.",
+        "table",
+        [terms("2", "finding.resource.id", 20, "bucket", "finding.resource.id")],
+        pattern_id=GUARDDUTY_PATTERN_ID,
+    )
+    actors_map = visualization(
+        "cwl-indexer-guardduty-actors-map",
+        "GuardDuty: map of actors",
+        "Where the remote actors of findings are (the first remote address, GeoIP at ingest).",
+        "tile_map",
+        [geohash_grid("2", "source.geo.location")],
+        pattern_id=GUARDDUTY_PATTERN_ID,
+    )
+    flows_dash = dashboard(
+        "cwl-indexer-vpcflow-dashboard",
+        "VPC flow logs",
+        "Bytes, talkers, rejections, remote addresses and direction of VPC flow logs.",
+        [(bytes_over_time, 48, 12), (top_talkers, 24, 15), (rejected_by_port, 24, 15),
+         (remote_map, 24, 15), (by_direction, 24, 15)],
+    )
+    findings_dash = dashboard(
+        "cwl-indexer-guardduty-dashboard",
+        "GuardDuty findings",
+        "Finding versions by severity, type, resource and actor.",
+        [(severity_over_time, 48, 12), (top_types, 24, 15), (resources, 24, 15), (actors_map, 48, 15)],
+    )
+    return [flows, findings, bytes_over_time, top_talkers, rejected_by_port, remote_map, by_direction,
+            severity_over_time, top_types, resources, actors_map, flows_dash, findings_dash]
+
+
+def render(objs=None):
     out = []
-    for obj in objects():
+    for obj in objects() if objs is None else objs:
         obj = dict(obj, migrationVersion={obj["type"]: MIGRATION[obj["type"]]})
         out.append(minify(obj) + "\n")
     return "".join(out)
@@ -665,15 +792,19 @@ def render():
 
 def main(argv):
     text = render()
+    logtypes = render(logtype_objects())
     if argv[1:] == ["--stdout"]:
         sys.stdout.write(text)
+    elif argv[1:] == ["--stdout-logtypes"]:
+        sys.stdout.write(logtypes)
     elif argv[1:]:
         sys.exit(__doc__)
     else:
         os.makedirs(os.path.dirname(OUT), exist_ok=True)
-        with open(OUT, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        print(f"wrote {os.path.relpath(OUT, ROOT)}: {text.count(chr(10))} objects", file=sys.stderr)
+        for path, content in [(OUT, text), (LOGTYPES_OUT, logtypes)]:
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                f.write(content)
+            print(f"wrote {os.path.relpath(path, ROOT)}: {content.count(chr(10))} objects", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ import base64
 import collections
 import datetime
 import gzip
+import hashlib
 import json
 import os
 import shutil
 import sys
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fixtures")
@@ -403,6 +405,130 @@ def write_inputs(path):
         with open(os.path.join(path, name), "w") as f:
             json.dump(body, f, indent=1)
             f.write("\n")
+    write_batch_operations(os.path.join(path, "batch-operations"))
+
+
+# S3 Batch Operations (LambdaInvoke): the documented examples verbatim, and the same shapes for
+# the fixture trail bucket. notes/batch-operations.md explains every field.
+AWS_DOCS_REQUEST_1_0 = {  # AWS Lambda Developer Guide, services-s3-batch (MIT-0 sample)
+    "invocationSchemaVersion": "1.0",
+    "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+    "job": {"id": "f3cc4f60-61f6-4a2b-8a21-d07600c373ce"},
+    "tasks": [{"taskId": "dGFza2lkZ29lc2hlcmUK", "s3Key": "customerImage1.jpg", "s3VersionId": "1",
+               "s3BucketArn": "arn:aws:s3:::amzn-s3-demo-bucket"}],
+}
+AWS_DOCS_RESPONSE_1_0 = {  # the same page's response
+    "invocationSchemaVersion": "1.0",
+    "treatMissingKeysAs": "PermanentFailure",
+    "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+    "results": [{"taskId": "dGFza2lkZ29lc2hlcmUK", "resultCode": "Succeeded", "resultString": '["Alice", "Bob"]'}],
+}
+POWERTOOLS_REQUEST_2_0 = {  # aws-powertools/powertools-lambda-python tests/events/s3BatchOperationEventSchemaV2.json (MIT-0)
+    "invocationSchemaVersion": "2.0",
+    "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+    "job": {"id": "f3cc4f60-61f6-4a2b-8a21-d07600c373ce", "userArguments": {"k1": "v1", "k2": "v2"}},
+    "tasks": [{"taskId": "dGFza2lkZ29lc2hlcmUK", "s3Key": "prefix/dataset/dataset.20231222.json.gz",
+               "s3VersionId": None, "s3Bucket": "powertools-dataset"}],
+}
+BATCH_JOB_ID = "7c1e3a52-0b6f-4e8e-9d1a-3f5b2c4d6e70"
+BATCH_ACCOUNT = "111122223333"
+BATCH_BUCKET = "cwl-indexer-batch"  # manifests and completion reports (BatchOperationsBucketName)
+MISSING_KEY = ("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/"
+               "111122223333_CloudTrail_us-east-1_20240115T0005Z_missing.json.gz")
+OTHER_KEY = "AWSLogs/111122223333/elasticloadbalancing/read me+notes.txt"
+
+
+def manifest_key(key):
+    """A key as Batch Operations wants it in a CSV manifest, and sends it back in s3Key:
+    URL-encoded. Everything but unreserved characters and '/' is %XX (a space is %20, a '+'
+    is %2B), so percent-decoding and form-decoding ('+' as space) agree on it."""
+    return urllib.parse.quote(key, safe="/")
+
+
+def batch_request(version, keys, invocation):
+    def task(n, key):
+        t = {"taskId": base64.b64encode(f"cwl-indexer-fixture-task-{n}".encode()).decode(),
+             "s3Key": manifest_key(key), "s3VersionId": None}
+        if version == "1.0":
+            t["s3BucketArn"] = f"arn:aws:s3:::{TRAIL_BUCKET}"
+        else:
+            t["s3Bucket"] = TRAIL_BUCKET
+        return t
+    job = {"id": BATCH_JOB_ID}
+    if version == "2.0":
+        job["userArguments"] = {"requestedBy": "cwl-indexer backfill --batch-operations"}
+    return {"invocationSchemaVersion": version,
+            "invocationId": base64.b64encode(f"cwl-indexer-fixture-invocation-{invocation}".encode()).decode().rstrip("="),
+            "job": job, "tasks": [task(n, k) for n, k in enumerate(keys)]}
+
+
+def batch_response(request, results):
+    return {"invocationSchemaVersion": request["invocationSchemaVersion"],
+            "treatMissingKeysAs": "TemporaryFailure",
+            "invocationId": request["invocationId"],
+            "results": [{"taskId": t["taskId"], "resultCode": code, "resultString": text}
+                        for t, (code, text) in zip(request["tasks"], results)]}
+
+
+def write_batch_operations(path):
+    os.makedirs(path)
+    # The file repeats some records of the samples: each (daily index, account:eventID) is one
+    # document, and the node answers a repeat 409 within the same bulk (already present).
+    trail_file = os.path.join(os.path.dirname(path), "trail", *TRAIL_KEY.split("/"))
+    with open(trail_file, "rb") as f:
+        records = json.loads(gzip.decompress(f.read()))["Records"]
+    documents = len({(r["eventTime"][:10], f'{r["recipientAccountId"]}:{r["eventID"]}') for r in records})
+    one_file = [("Succeeded", f"{len(records)} events: {documents} indexed, {len(records) - documents} already present, 0 dead-lettered")]
+    r10 = batch_request("1.0", [TRAIL_KEY], "1.0")
+    r20 = batch_request("2.0", [TRAIL_KEY], "2.0")
+    tasks = batch_request("2.0", [TRAIL_KEY, DIGEST_KEY, OTHER_KEY, MISSING_KEY], "2.0-tasks")
+    files = {
+        "aws-docs-request-1.0.json": AWS_DOCS_REQUEST_1_0,
+        "aws-docs-response-1.0.json": AWS_DOCS_RESPONSE_1_0,
+        "powertools-request-2.0.json": POWERTOOLS_REQUEST_2_0,
+        "request-1.0.json": r10,
+        "expected-response-1.0.json": batch_response(r10, one_file),
+        "request-2.0.json": r20,
+        "expected-response-2.0.json": batch_response(r20, one_file),
+        "request-2.0-tasks.json": tasks,
+        "expected-response-2.0-tasks.json": batch_response(tasks, [
+            one_file[0],
+            ("PermanentFailure", f"not a CloudTrail log file (a digest file): s3://{TRAIL_BUCKET}/{DIGEST_KEY}"),
+            ("PermanentFailure", f"not a CloudTrail log file: s3://{TRAIL_BUCKET}/{OTHER_KEY}"),
+            ("PermanentFailure", f"no such key: s3://{TRAIL_BUCKET}/{MISSING_KEY}"),
+        ]),
+    }
+    for name, body in files.items():
+        with open(os.path.join(path, name), "w") as f:
+            json.dump(body, f, indent=1)
+            f.write("\n")
+    # What `backfill s3://TRAIL_BUCKET/AWSLogs/ --batch-operations` writes for the fixture bucket
+    # (the trail file; the digest and the other object are not CloudTrail log files), and the
+    # CreateJob request it sends for that manifest, as botocore serialises it (REST-XML, POST
+    # /v20180820/jobs with x-amz-account-id); the ETag is the manifest's MD5, as S3 gives it.
+    manifest = f"{TRAIL_BUCKET},{manifest_key(TRAIL_KEY)}\n".encode()
+    with open(os.path.join(path, "expected-manifest.csv"), "wb") as f:
+        f.write(manifest)
+    etag = hashlib.md5(manifest).hexdigest()
+    xml = (
+        '<CreateJobRequest xmlns="http://awss3control.amazonaws.com/doc/2018-08-20/">'
+        "<ConfirmationRequired>false</ConfirmationRequired>"
+        "<Operation><LambdaInvoke>"
+        f"<FunctionArn>arn:aws:lambda:us-east-1:{BATCH_ACCOUNT}:function:cwl-indexer-Indexer</FunctionArn>"
+        "<InvocationSchemaVersion>2.0</InvocationSchemaVersion></LambdaInvoke></Operation>"
+        "<Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format>"
+        "<Fields><member>Bucket</member><member>Key</member></Fields></Spec>"
+        f"<Location><ObjectArn>arn:aws:s3:::{BATCH_BUCKET}/cwl-indexer/manifests/{etag}.csv</ObjectArn>"
+        f"<ETag>{etag}</ETag></Location></Manifest>"
+        f"<Report><Bucket>arn:aws:s3:::{BATCH_BUCKET}</Bucket><Prefix>cwl-indexer/reports</Prefix>"
+        "<Format>Report_CSV_20180820</Format><Enabled>true</Enabled><ReportScope>AllTasks</ReportScope></Report>"
+        "<Priority>10</Priority>"
+        f"<RoleArn>arn:aws:iam::{BATCH_ACCOUNT}:role/cwl-indexer-BatchOperationsRole</RoleArn>"
+        f"<ClientRequestToken>{etag}</ClientRequestToken>"
+        "<Description>cwl-indexer backfill</Description></CreateJobRequest>"
+    )
+    with open(os.path.join(path, "expected-create-job-request.xml"), "w") as f:
+        f.write(xml + "\n")
 
 
 # Panther's rule tests label real-looking records with the expected result of the rule they
@@ -502,9 +628,42 @@ def write_readme(rows, corpus_sources):
         "  delivered through SQS; `sns-s3-notification.json`: through SNS straight to the function.",
         "  Envelope fields (ids, receipt handles, signatures) are invented (written for this project, Apache-2.0).",
         "",
+        "### S3 Batch Operations (`inputs/batch-operations/`)",
+        "",
+        "The LambdaInvoke event and response (`notes/batch-operations.md` explains every field):",
+        "",
+        "- `aws-docs-request-1.0.json`, `aws-docs-response-1.0.json`: the schema 1.0 request and response examples",
+        "  of the AWS Lambda Developer Guide, \"Invoke a Lambda function with Amazon S3 batch events\"",
+        "  (https://docs.aws.amazon.com/lambda/latest/dg/services-s3-batch.html, read 2026-12-03 in the stored",
+        "  pages; sample code under MIT-0, awsdocs/aws-lambda-developer-guide LICENSE-SAMPLECODE), verbatim.",
+        "  The S3 User Guide's copy of the response (batch-ops-invoke-lambda) has an unbalanced escape in",
+        "  `resultString` and is not valid JSON, hence this one.",
+        "- `powertools-request-2.0.json`: a schema 2.0 request (`job.userArguments`, `tasks[].s3Bucket`), verbatim",
+        "  from aws-powertools/powertools-lambda-python `tests/events/s3BatchOperationEventSchemaV2.json` (MIT-0).",
+        "  No AWS page with a 2.0 example was found in the stored pages; the API reference (LambdaInvokeOperation)",
+        "  says 2.0 carries the bucket name instead of its ARN, and UserArguments.",
+        f"- `request-1.0.json`, `request-2.0.json`: the same shapes for the fixture trail file in `{TRAIL_BUCKET}`",
+        "  (key URL-encoded, `s3VersionId` null: the manifest has no versions); `request-2.0-tasks.json`: four",
+        "  tasks: that file, the digest file, a non-CloudTrail key with a space and a `+` (URL-encoded), and a",
+        "  log file name that does not exist. `expected-response-*.json`: the per-task results the function",
+        "  should answer (the codes are the contract; the result strings are the proposed wording).",
+        "- `expected-manifest.csv`: the CSV manifest (`bucket,URL-encoded key`) for the fixture bucket, and",
+        "  `expected-create-job-request.xml`: the S3 Control CreateJob body for it, as botocore serialises it",
+        f"  (LambdaInvoke, schema 2.0, manifest and reports in `{BATCH_BUCKET}`, ETag and ClientRequestToken the",
+        "  manifest's MD5). Written for this project (Apache-2.0).",
+        "",
     ]
-    with open(os.path.join(OUT, "README.md"), "w") as f:
-        f.write("\n".join(out))
+    # The VPC flow and GuardDuty section is written by make-logtype-fixtures.py: kept as it is.
+    path = os.path.join(OUT, "README.md")
+    kept = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        begin, end = "<!-- logtypes:begin -->", "<!-- logtypes:end -->"
+        if begin in text and end in text:
+            kept = "\n" + text[text.index(begin):text.index(end) + len(end)] + "\n"
+    with open(path, "w") as f:
+        f.write("\n".join(out) + kept)
 
 
 if __name__ == "__main__":

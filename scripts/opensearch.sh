@@ -15,6 +15,15 @@
 #   OPENSEARCH_PORT      [9200] HTTP port on 127.0.0.1
 #   OPENSEARCH_TRANSPORT_PORT [OPENSEARCH_PORT + 100] node-to-node port (zip path only)
 #   OPENSEARCH_HEAP      [512m] JVM -Xms/-Xmx
+#   OPENSEARCH_SETTINGS  [none] node settings, space-separated key=value pairs, passed to the node as
+#                        -E key=value (Docker: -e key=value), e.g. a node whose write queue rejects
+#                        under load: OPENSEARCH_SETTINGS="thread_pool.write.size=1 thread_pool.write.queue_size=2".
+#                        Values: letters, digits and _ . , : / % * + - only. The script's own settings
+#                        (network.*, *.host, http.port, transport.port, path.*, discovery.*, cluster.name,
+#                        node.name) cannot be overridden: the node stays on 127.0.0.1. A node of ours that
+#                        runs with other settings is not reused (stop it or pick another OPENSEARCH_PORT);
+#                        another cluster, or OPENSEARCH_URL's, is reused only if every node reports every
+#                        setting in GET _nodes/settings. An unknown setting makes the node fail at start.
 #   OPENSEARCH_DOCKER    [auto] auto: use Docker when `docker info` works, else the zip;
 #                        never: always the zip; always: Docker or fail
 #   OPENSEARCH_URL       if set and a healthy cluster answers there, `start` reuses it and starts nothing
@@ -66,6 +75,32 @@ fi
 TRANSPORT_PORT=${OPENSEARCH_TRANSPORT_PORT:-$((PORT + 100))}
 HEAP=${OPENSEARCH_HEAP:-512m}
 [[ $HEAP =~ ^[0-9]+[kKmMgG]$ ]] || die "OPENSEARCH_HEAP must look like 512m or 1g, not '$HEAP'"
+
+# OPENSEARCH_SETTINGS as key=value words in SETTINGS, and SETTINGS_TEXT: the same sorted on one line,
+# which is what a node's state dir records (settings) and what reuse compares.
+SETTINGS=()
+parse_settings() {
+  local word key seen=" "
+  local - # restores the shell options (set -f) on return
+  set -f  # a value may hold '*': no globbing while splitting on whitespace
+  for word in ${OPENSEARCH_SETTINGS:-}; do
+    [[ $word =~ ^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)=([A-Za-z0-9_.,:/%*+-]+)$ ]] ||
+      die "OPENSEARCH_SETTINGS: '$word' is not key=value (a dotted setting name; a value of letters, digits and _ . , : / % * + -)"
+    key=${BASH_REMATCH[1]}
+    case $key in
+      network.* | *.host | *.bind_host | *.publish_host | http.port | http.publish_port | \
+        transport.port | transport.publish_port | path.* | discovery.* | cluster.name | node.name | \
+        cluster.routing.allocation.disk.threshold_enabled)
+        die "OPENSEARCH_SETTINGS: $key is set by this script (the node listens on 127.0.0.1 only; use OPENSEARCH_PORT, OPENSEARCH_TRANSPORT_PORT or OPENSEARCH_WORK_DIR)"
+        ;;
+    esac
+    [[ $seen != *" $key "* ]] || die "OPENSEARCH_SETTINGS: $key is given twice"
+    seen+="$key "
+    SETTINGS+=("$word")
+  done
+}
+parse_settings
+SETTINGS_TEXT=$(printf '%s\n' ${SETTINGS[@]+"${SETTINGS[@]}"} | LC_ALL=C sort | paste -sd ' ' -)
 DOCKER_MODE=${OPENSEARCH_DOCKER:-auto}
 TIMEOUT=${OPENSEARCH_START_TIMEOUT:-180}
 WORK_DIR=${OPENSEARCH_WORK_DIR:-$REPO_ROOT/target/opensearch}
@@ -88,6 +123,7 @@ set_state_dir() {
   LOG_DIR=$STATE_DIR/logs
   NODE_LOG=$LOG_DIR/$CLUSTER_NAME.log
   STARTUP_LOG=$STATE_DIR/startup.log
+  SETTINGS_FILE=$STATE_DIR/settings
   case ${STATE_DIR##*/} in
     elasticsearch-*) STATE_CONF_PROP=-Des.path.conf ;;
     *) STATE_CONF_PROP=-Dopensearch.path.conf ;;
@@ -112,6 +148,50 @@ cluster_info() {
   distribution=$(sed -n 's/.*"distribution":"\([^"]*\)".*/\1/p' <<<"$body")
   [[ -n $number ]] || return 1
   echo "${distribution:-elasticsearch} $number"
+}
+
+# Prints the settings of SETTINGS that not every node of the cluster at $1 reports in
+# GET _nodes/settings (flat), or why they could not be read; prints nothing when all are there.
+settings_missing() {
+  local body total word key value list missing=()
+  body=$(curl -fsS --noproxy 127.0.0.1,localhost --max-time 10 \
+    "$1/_nodes/settings?flat_settings=true&filter_path=_nodes.total,nodes.*.settings" 2>/dev/null |
+    tr -d ' \n\r') || {
+    echo "(GET $1/_nodes/settings failed)"
+    return 0
+  }
+  total=$(sed -n 's/.*"_nodes":{"total":\([0-9]*\).*/\1/p' <<<"$body")
+  [[ -n $total ]] || total=0
+  for word in ${SETTINGS[@]+"${SETTINGS[@]}"}; do
+    key=${word%%=*} value=${word#*=}
+    list="\"$key\":[\"${value//,/\",\"}\"]" # a list setting given as a,b is reported as ["a","b"]
+    if (($(grep -oF "\"$key\":\"$value\"" <<<"$body" | wc -l) + $(grep -oF "$list" <<<"$body" | wc -l) < total)) ||
+      ((total == 0)); then
+      missing+=("$word")
+    fi
+  done
+  if ((${#missing[@]} > 0)); then echo "${missing[*]}"; fi
+  return 0
+}
+
+# Settings recorded for the node of state dir $1 (empty for none, or a node started before they were recorded).
+recorded_settings() { if [[ -f $1/settings ]]; then cat "$1/settings"; fi; }
+
+# Reusing the node of state dir $1 gives the caller the settings it asked for, or the script stops.
+require_same_settings() {
+  local had
+  had=$(recorded_settings "$1")
+  [[ $had == "$SETTINGS_TEXT" ]] ||
+    die "the node of ours at $LOCAL_URL runs with OPENSEARCH_SETTINGS '${had}', not '${SETTINGS_TEXT}': stop it first (scripts/opensearch.sh stop) or set OPENSEARCH_PORT to another port"
+}
+
+# Reusing the cluster at $1, which this script did not start: every requested setting must be in force.
+require_settings_in_force() {
+  local missing
+  ((${#SETTINGS[@]} > 0)) || return 0
+  missing=$(settings_missing "$1")
+  [[ -z $missing ]] ||
+    die "the cluster at $1 does not report OPENSEARCH_SETTINGS $missing in _nodes/settings: for a node of this script's own, unset OPENSEARCH_URL or set OPENSEARCH_PORT to another port"
 }
 
 # Something listens on 127.0.0.1:$1 (bash's /dev/tcp).
@@ -387,9 +467,18 @@ abort_start() {
   die "$1"
 }
 
+# The node just started reports every OPENSEARCH_SETTINGS setting, or the start is undone.
+check_started_settings() {
+  local missing
+  ((${#SETTINGS[@]} > 0)) || return 0
+  missing=$(settings_missing "$LOCAL_URL")
+  [[ -z $missing ]] || abort_start "the node does not report OPENSEARCH_SETTINGS $missing in _nodes/settings"
+}
+
 # A node of ours already runs on this state dir: wait for it to be healthy and reuse it.
 reuse_own_node() {
   local what=$1 alive=$2
+  require_same_settings "$STATE_DIR"
   log "$what already running: reusing it"
   wait_healthy "$alive" || die "$what is running but not healthy; see scripts/opensearch.sh logs"
   mark reused
@@ -397,17 +486,15 @@ reuse_own_node() {
   exit 0
 }
 
-# Describes a node this script started on the port with any version or distribution, or fails.
-own_node_on_port() {
-  local dir pid
+# Prints the state dir of a node this script started on the port with any version or
+# distribution, or fails. Run it in a subshell: it moves the state dir variables.
+own_node_dir_on_port() {
+  local dir
   for dir in "$WORK_DIR"/*-"$PORT"; do
     [[ -d $dir ]] || continue
     set_state_dir "$dir"
-    if [[ -s $CONTAINER_FILE ]]; then
-      echo "${dir##*/}, container $(cut -c1-12 "$CONTAINER_FILE")"
-      return 0
-    elif pid=$(find_node_pid); then
-      echo "${dir##*/}, pid $pid, RSS $(rss_of "$pid")"
+    if [[ -s $CONTAINER_FILE ]] || find_node_pid >/dev/null; then
+      echo "$dir"
       return 0
     elif [[ -e $PID_FILE ]]; then
       rm -f "$PID_FILE" # stale
@@ -416,14 +503,31 @@ own_node_on_port() {
   return 1
 }
 
+# Describes a node this script started on the port with any version or distribution, or fails.
+own_node_on_port() {
+  local dir pid settings
+  dir=$(own_node_dir_on_port) || return 1
+  set_state_dir "$dir"
+  settings=$(recorded_settings "$dir")
+  if [[ -s $CONTAINER_FILE ]]; then
+    echo "${dir##*/}, container $(cut -c1-12 "$CONTAINER_FILE")${settings:+, settings: $settings}"
+  else
+    pid=$(find_node_pid) || pid="?"
+    echo "${dir##*/}, pid $pid, RSS $(rss_of "$pid")${settings:+, settings: $settings}"
+  fi
+}
+
 # No node of this state dir runs: reuse whatever healthy cluster answers on the port,
 # or make sure the port is free.
 check_port_free() {
-  local owner
+  local owner dir
   if healthy "$LOCAL_URL"; then
-    if owner=$(own_node_on_port); then
-      log "a node this script started with other settings ($owner) answers at $LOCAL_URL: reusing it"
+    if dir=$(own_node_dir_on_port); then
+      owner=$(own_node_on_port) || owner=${dir##*/}
+      require_same_settings "$dir"
+      log "a node this script started with another version or distribution ($owner) answers at $LOCAL_URL: reusing it"
     else
+      require_settings_in_force "$LOCAL_URL"
       log "a healthy cluster not started by this script already answers at $LOCAL_URL" \
         "($(cluster_info "$LOCAL_URL" || echo unknown version)): reusing it; stop will leave it alone"
     fi
@@ -452,6 +556,10 @@ start_docker() {
   local env_args=(-e discovery.type=single-node -e "cluster.name=$CLUSTER_NAME"
     -e cluster.routing.allocation.disk.threshold_enabled=false
     -e "${ENV_PREFIX}_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP")
+  local word
+  # The images' entrypoints turn environment variables with dotted names into -E settings.
+  for word in ${SETTINGS[@]+"${SETTINGS[@]}"}; do env_args+=(-e "$word"); done
+  printf '%s\n' "$SETTINGS_TEXT" >"$SETTINGS_FILE"
   if [[ $DIST == opensearch ]]; then
     env_args+=(-e DISABLE_SECURITY_PLUGIN=true -e DISABLE_INSTALL_DEMO_CONFIG=true
       -e "OPENSEARCH_INITIAL_ADMIN_PASSWORD=$DOCKER_ADMIN_PASSWORD")
@@ -465,6 +573,7 @@ start_docker() {
   mark started
   trap 'abort_start interrupted' INT TERM
   wait_healthy docker_node_alive || abort_start "$IMAGE:$VERSION did not become healthy"
+  check_started_settings
   trap - INT TERM
   log "$DIST $VERSION healthy at $LOCAL_URL after $((SECONDS - t0)) s (container $(cut -c1-12 "$CONTAINER_FILE"))"
   echo "$LOCAL_URL"
@@ -488,6 +597,9 @@ start_zip() {
   ensure_dist
   ensure_geo_module
   prepare_state_dir
+  printf '%s\n' "$SETTINGS_TEXT" >"$SETTINGS_FILE"
+  local extra=() word
+  for word in ${SETTINGS[@]+"${SETTINGS[@]}"}; do extra+=(-E "$word"); done
 
   # OpenSearch (and Elasticsearch) refuse to run as root ("can not run opensearch as root"),
   # with no setting to allow it: as root, run the node as an unprivileged user owning its state dir.
@@ -525,13 +637,14 @@ start_zip() {
       -E "http.port=$PORT" -E "transport.port=$TRANSPORT_PORT" \
       -E "path.data=$STATE_DIR/data" -E "path.logs=$LOG_DIR" \
       -E "cluster.name=$CLUSTER_NAME" -E "node.name=$CLUSTER_NAME-$PORT" \
-      -E cluster.routing.allocation.disk.threshold_enabled=false \
+      -E cluster.routing.allocation.disk.threshold_enabled=false ${extra[@]+"${extra[@]}"} \
       </dev/null >>"$STARTUP_LOG" 2>&1 9>&- # 9: the lock, which the node must not inherit
   ) || abort_start "bin/$DIST exited with status $?"
   wait_healthy zip_node_alive || abort_start "$DIST $VERSION did not become healthy"
+  check_started_settings
   trap - INT TERM
   pid=$(find_node_pid) || pid="?"
-  log "$DIST $VERSION healthy at $LOCAL_URL after $((SECONDS - t0)) s (pid $pid, RSS $(rss_of "$pid"))"
+  log "$DIST $VERSION healthy at $LOCAL_URL after $((SECONDS - t0)) s (pid $pid, RSS $(rss_of "$pid"))${SETTINGS_TEXT:+, settings: $SETTINGS_TEXT}"
   echo "$LOCAL_URL"
 }
 
@@ -558,6 +671,7 @@ lock() {
 cmd_start() {
   if [[ -n $EXTERNAL_URL ]]; then
     if healthy "$EXTERNAL_URL"; then
+      require_settings_in_force "$EXTERNAL_URL"
       log "OPENSEARCH_URL: reusing the healthy cluster at $EXTERNAL_URL" \
         "($(cluster_info "$EXTERNAL_URL" || echo unknown version)); starting nothing"
       mark reused

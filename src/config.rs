@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use url::Url;
 
+pub(crate) mod flow_logs;
+
+pub use flow_logs::{DEFAULT_FORMAT, FlowConfigError, FlowFormat, FlowLogConfig};
+
 /// How bad a match is: a rule's level, and `ALERT_MIN_SEVERITY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +62,9 @@ pub struct RetryPolicy {
 pub mod defaults {
     /// Daily indices are `<prefix>-YYYY.MM.DD`; `cwl` matches the console-generated function.
     pub const INDEX_PREFIX: &str = "cwl";
+    /// `FLOW_LOG_GROUPS`: log groups whose text records are VPC flow logs (comma-separated
+    /// globs). AWS's console suggests names with "flow" in them.
+    pub const FLOW_LOG_GROUPS: &str = "*flow*";
     /// 5 MiB: half the 10 MiB HTTP payload limit of the smallest OpenSearch Service
     /// instance types (t2/t3 small and medium), leaving room for one oversized document.
     pub const BULK_MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -319,6 +326,9 @@ pub struct Config {
     pub sink: Option<SinkConfig>,
     /// Enrichment, detections and alerts.
     pub signals: SignalsConfig,
+    /// `FLOW_LOG_GROUPS` and `FLOW_LOG_FORMATS`: which log groups hold VPC flow logs, in
+    /// which format.
+    pub flow_logs: FlowLogConfig,
 }
 
 /// Security signals at ingest: GeoIP databases, detection rules, alerts.
@@ -373,6 +383,7 @@ impl Default for Config {
             s3_endpoint: None,
             sink: None,
             signals: SignalsConfig::default(),
+            flow_logs: FlowLogConfig::default(),
         }
     }
 }
@@ -478,6 +489,10 @@ impl Config {
         signals.sns_endpoint = url("SNS_ENDPOINT_URL")?;
         config.s3_endpoint = url("S3_ENDPOINT_URL")?;
         signals.dashboards_url = url("DASHBOARDS_URL")?;
+        config.flow_logs = FlowLogConfig::from_lookup(&lookup).map_err(|e| {
+            let var = e.var();
+            ConfigError::new(var, &lookup(var).unwrap_or_default(), e.to_string())
+        })?;
         Ok(config)
     }
 }
@@ -961,6 +976,37 @@ mod tests {
             let err = from(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
             assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn flow_log_variables_are_read_once_and_errors_name_them() {
+        let formats = r#"{"/aws/vpc/flowlogs/prod": "${version} ${srcaddr} ${dstaddr}"}"#;
+        let config = Config::from_lookup(|name| match name {
+            "FLOW_LOG_GROUPS" => Some("/vpc/*,other".into()),
+            "FLOW_LOG_FORMATS" => Some(formats.into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.flow_logs.format_for("/aws/vpc/flowlogs/prod").unwrap().len(), 3);
+        assert_eq!(
+            config.flow_logs.format_for("/vpc/a").unwrap().len(),
+            14,
+            "the default format"
+        );
+        assert!(config.flow_logs.format_for("aws-cloudtrail-logs").is_none());
+        assert!(
+            Config::default().flow_logs.format_for("/aws/vpc/flow-logs").is_some(),
+            "*flow* by default"
+        );
+        for (var, value) in [
+            ("FLOW_LOG_GROUPS", "a b"),
+            ("FLOW_LOG_FORMATS", "[1]"),
+            ("FLOW_LOG_FORMATS", r#"{"g": "${version} ${Bad}"}"#),
+        ] {
+            let e = Config::from_lookup(|name| (name == var).then(|| value.to_owned())).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+            assert_eq!(e.value, value);
         }
     }
 }

@@ -30,7 +30,7 @@ pub enum HandlerError {
     #[error("the event is not an accepted shape: {0}")]
     Event(serde_json::Error),
     /// The event is JSON, but none of the accepted sources.
-    #[error("the event is none of: CloudWatch Logs, Kinesis, SQS, SNS, S3 notification")]
+    #[error("the event is none of: CloudWatch Logs, Kinesis, SQS, SNS, S3 notification, S3 Batch Operations")]
     UnknownEvent,
     /// An S3 notification arrived, but the function has no S3 client.
     #[error("an S3 notification needs an S3 client: AWS_REGION and the function's credentials")]
@@ -270,6 +270,10 @@ impl Indexer {
                     DocKind::OtherJson => summary.other_json += 1,
                     DocKind::Text => summary.text += 1,
                     DocKind::Invalid => summary.invalid += 1,
+                    DocKind::VpcFlow => summary.vpcflow += 1,
+                    DocKind::GuardDuty => summary.guardduty += 1,
+                    DocKind::Resolver => summary.resolver += 1,
+                    DocKind::Waf => summary.waf += 1,
                 }
             }
             sink.send(chunk, &batch, &mut summary.delivery)

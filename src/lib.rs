@@ -12,11 +12,13 @@
 //!   field table shared by the record classifier, the encoder and the template.
 //! - [`ingest`]: stages 1 and 2. `awslogs.data` → base64 → gunzip through a size cap →
 //!   borrowed envelope, or a CloudTrail S3 file streamed through the same cap; each message
-//!   classified as a CloudTrail record, other JSON, text or invalid.
+//!   classified once into a [`ingest::LogType`]: a CloudTrail record, a VPC flow record, a
+//!   GuardDuty finding, a Route 53 Resolver query, a WAF request, other JSON, text or invalid.
 //! - [`signals`]: GeoIP, detection rules and SNS alerts, computed per record.
-//! - [`index`]: stages 3 and 4. One `create` item per event (daily index, deterministic
-//!   `_id`; `index` without `_id` on a Serverless time-series collection) written into one
-//!   reusable body cut into chunks; the templates; dead-letter and repaired documents.
+//! - [`index`]: stages 3 and 4. One `create` item per event (its daily index, or its log
+//!   type's family index for the other log types; deterministic `_id`; `index` without `_id`
+//!   on a Serverless time-series collection) written into one reusable body cut into chunks;
+//!   the templates; dead-letter and repaired documents.
 //! - [`pipeline`]: what the stages below share: the [`Sink`] trait, [`pipeline::Batch`],
 //!   [`pipeline::Delivery`], [`Summary`].
 //! - [`deliver`]: stage 5. The HTTP client (gzip, SigV4), the delivery rules (retries, 413

@@ -94,6 +94,14 @@ pub struct Summary {
     pub text: usize,
     /// Documents built from records that failed to parse.
     pub invalid: usize,
+    /// Documents built from VPC flow log records (`<prefix>-vpcflow-*`).
+    pub vpcflow: usize,
+    /// Documents built from GuardDuty findings (`<prefix>-guardduty-*`).
+    pub guardduty: usize,
+    /// Documents built from Route 53 Resolver queries (`<prefix>-resolver-*`).
+    pub resolver: usize,
+    /// Documents built from AWS WAF requests (`<prefix>-waf-*`).
+    pub waf: usize,
     /// Bulk request bodies built.
     pub chunks: usize,
     /// Bytes of NDJSON built.
@@ -106,7 +114,7 @@ pub struct Summary {
     /// Log events neither indexed, already present nor dead-lettered (non-zero only when
     /// the invocation fails, so that Lambda retries it).
     pub failed: usize,
-    /// Detection rule matches.
+    /// Detection rule matches and GuardDuty findings (each a candidate for the alert).
     pub signals: usize,
     /// The SNS message id of the invocation's alert, if one was published.
     pub alert_message_id: Option<String>,
@@ -122,6 +130,10 @@ impl Summary {
         self.other_json += other.other_json;
         self.text += other.text;
         self.invalid += other.invalid;
+        self.vpcflow += other.vpcflow;
+        self.guardduty += other.guardduty;
+        self.resolver += other.resolver;
+        self.waf += other.waf;
         self.chunks += other.chunks;
         self.built_bytes += other.built_bytes;
         self.payload_bytes += other.payload_bytes;

@@ -40,19 +40,40 @@ fn matches_of(
     (env.log_group.to_string(), encoder.signals().matches.clone())
 }
 
+/// An SNS topic named `name` with an SQS queue subscribed: `{"topic": arn, "queue": url}`.
+fn topic_and_queue(moto: &common::moto::Moto, name: &str) -> Value {
+    let setup = boto(
+        moto,
+        &format!(
+            "sns = boto3.client('sns', **kw); sqs = boto3.client('sqs', **kw)\n\
+             topic = sns.create_topic(Name={name:?})['TopicArn']\n\
+             q = sqs.create_queue(QueueName={name:?})['QueueUrl']\n\
+             arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
+             sns.subscribe(TopicArn=topic, Protocol='sqs', Endpoint=arn)\n\
+             print(json.dumps({{'topic': topic, 'queue': q}}))"
+        ),
+    );
+    serde_json::from_str(&setup).unwrap()
+}
+
+/// The SNS messages delivered to the queue of `ids` so far.
+fn received(moto: &common::moto::Moto, ids: &Value) -> Vec<Value> {
+    let received = boto(
+        moto,
+        &format!(
+            "sqs = boto3.client('sqs', **kw)\nout = []\n\
+             for _ in range(5):\n    r = sqs.receive_message(QueueUrl={:?}, MaxNumberOfMessages=10, WaitTimeSeconds=1)\n    out += [json.loads(m['Body']) for m in r.get('Messages', [])]\n\
+             print(json.dumps(out))",
+            ids["queue"].as_str().unwrap()
+        ),
+    );
+    serde_json::from_str(&received).unwrap()
+}
+
 #[tokio::test]
 async fn one_alert_per_invocation_with_exactly_the_composed_summary() {
     let moto = start_moto();
-    let setup = boto(
-        &moto,
-        "sns = boto3.client('sns', **kw); sqs = boto3.client('sqs', **kw)\n\
-         topic = sns.create_topic(Name='cwl-alerts')['TopicArn']\n\
-         q = sqs.create_queue(QueueName='cwl-alerts')['QueueUrl']\n\
-         arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
-         sns.subscribe(TopicArn=topic, Protocol='sqs', Endpoint=arn)\n\
-         print(json.dumps({'topic': topic, 'queue': q}))",
-    );
-    let ids: Value = serde_json::from_str(&setup).unwrap();
+    let ids = topic_and_queue(&moto, "cwl-alerts");
 
     let prefix = node::unique_prefix("alerts");
     let _cleanup = node::Cleanup(prefix.clone());
@@ -87,16 +108,7 @@ async fn one_alert_per_invocation_with_exactly_the_composed_summary() {
     }
     assert!(expected.len() >= 2, "root activity and failed logins both alert");
 
-    let received = boto(
-        &moto,
-        &format!(
-            "sqs = boto3.client('sqs', **kw)\nout = []\n\
-             for _ in range(5):\n    r = sqs.receive_message(QueueUrl={:?}, MaxNumberOfMessages=10, WaitTimeSeconds=1)\n    out += [json.loads(m['Body']) for m in r.get('Messages', [])]\n\
-             print(json.dumps(out))",
-            ids["queue"].as_str().unwrap()
-        ),
-    );
-    let received: Vec<Value> = serde_json::from_str(&received).unwrap();
+    let received = received(&moto, &ids);
     let got: Vec<(String, String)> = received
         .iter()
         .map(|m| {
@@ -114,4 +126,56 @@ async fn one_alert_per_invocation_with_exactly_the_composed_summary() {
         got[0].1
     );
     assert!(got.iter().all(|(s, _)| s.len() <= 100));
+}
+
+#[tokio::test]
+async fn guardduty_findings_at_or_above_the_threshold_alert_once_per_invocation() {
+    let moto = start_moto();
+    let ids = topic_and_queue(&moto, "cwl-findings");
+    let prefix = node::unique_prefix("gdalerts");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let credentials = SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "test"));
+    let alerts = Alerts::new(
+        ids["topic"].as_str().unwrap().into(),
+        "us-east-1".into(),
+        credentials,
+        Some(&url::Url::parse(&moto.url).unwrap()),
+        Severity::High,
+        None,
+    );
+    // No GeoIP and no rules: findings alert without any enrichment.
+    let mut pipeline = Pipeline::new(node::config(&prefix, &node::url()), None);
+    pipeline.indexer = pipeline.indexer.with_alerts(alerts);
+
+    let mut expected = Vec::new();
+    for name in ["guardduty/findings-bare.json", "guardduty/findings-eventbridge.json"] {
+        let event = fixture(name);
+        let (summary, result) = pipeline.invoke(&event, None).await;
+        result.unwrap();
+        assert!(summary.guardduty > 0, "{summary:?}");
+        let (group, matches) = matches_of(&event, &Enrichment::default(), &prefix);
+        assert!(matches.iter().all(|m| m.rule.starts_with("guardduty:")), "{matches:?}");
+        assert_eq!(summary.signals, matches.len(), "{name}");
+        let composed = alerts::compose(&matches, Severity::High, None, &group);
+        assert_eq!(summary.alert_message_id.is_some(), composed.is_some(), "{name}");
+        expected.extend(composed);
+    }
+    assert!(!expected.is_empty(), "the fixtures hold high and critical findings");
+
+    let received = received(&moto, &ids);
+    let got: Vec<(String, String)> = received
+        .iter()
+        .map(|m| {
+            (
+                m["Subject"].as_str().unwrap().to_owned(),
+                m["Message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "one message per invocation, exactly as composed");
+    for (_, body) in &got {
+        assert!(body.contains("GuardDuty findings at or above high"), "{body}");
+        assert!(!body.contains("[LOW]") && !body.contains("[MEDIUM]"), "{body}");
+        assert!(body.contains(&format!("document: {prefix}-guardduty-")), "{body}");
+    }
 }

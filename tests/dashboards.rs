@@ -29,6 +29,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use common::node::{self, Pipeline};
 use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::SignalsConfig;
+use cwl_indexer::deliver::cluster::cloudtrail_pattern;
 use cwl_indexer::index::Flavor;
 use cwl_indexer::signals::Enrichment;
 use serde_json::{Value, json};
@@ -36,8 +37,9 @@ use serde_json::{Value, json};
 /// The saved objects, as committed.
 const NDJSON: &str = include_str!("../dashboards/cloudtrail-audit.ndjson");
 
-/// The index pattern the saved objects ship with (the default `INDEX_PREFIX`).
-const DEFAULT_PATTERN: &str = "cwl-*";
+/// The index pattern the saved objects ship with (the default `INDEX_PREFIX`): the daily
+/// CloudTrail indices, not the log type families nor the dead letters.
+const DEFAULT_PATTERN: &str = "cwl-1*,cwl-2*,cwl-3*,cwl-4*,cwl-5*,cwl-6*,cwl-7*,cwl-8*,cwl-9*";
 
 /// The built-in detection rules, from which the generator makes one saved search each.
 const RULES: &str = include_str!("../rules/default.json");
@@ -171,7 +173,7 @@ fn retarget(ndjson: &str, prefix: &str) -> String {
     );
     let needle = format!(r#""title":"{DEFAULT_PATTERN}""#);
     assert_eq!(ndjson.matches(&needle).count(), 1, "as a title");
-    ndjson.replace(&needle, &format!(r#""title":"{prefix}-*""#))
+    ndjson.replace(&needle, &format!(r#""title":"{}""#, cloudtrail_pattern(prefix)))
 }
 
 fn by_id(objects: &[Value]) -> HashMap<&str, &Value> {
@@ -462,7 +464,7 @@ fn the_index_pattern_is_named_once_and_retargets_with_one_substitution() {
     let index = by_id(&retargeted);
     for o in &retargeted {
         if o["type"] == "visualization" || o["type"] == "search" {
-            assert_eq!(pattern_of(o, &index), "audit-*", "{}", o["id"]);
+            assert_eq!(pattern_of(o, &index), cloudtrail_pattern("audit"), "{}", o["id"]);
         }
     }
     assert!(!retarget(NDJSON, "audit").contains(DEFAULT_PATTERN));
@@ -672,8 +674,14 @@ fn model(events: &[Value]) -> Vec<Doc> {
         if envelope["messageType"] != "DATA_MESSAGE" {
             continue;
         }
+        // A log group the default `FLOW_LOG_GROUPS` (`*flow*`) names holds flow logs: its text
+        // messages go to `<prefix>-vpcflow-*` (tests/logtypes.rs), not the CloudTrail indices.
+        let flow_group = envelope["logGroup"].as_str().unwrap_or("").contains("flow");
         for event in envelope["logEvents"].as_array().unwrap() {
             let message = event["message"].as_str().unwrap();
+            if flow_group && !message.trim_start().starts_with(['{', '[']) {
+                continue;
+            }
             let record = match serde_json::from_str::<Value>(message) {
                 Ok(Value::Object(m))
                     if m.contains_key("eventVersion")
@@ -1536,7 +1544,7 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
     let ndjson = retarget(NDJSON, &prefix);
     let all = objects(&ndjson);
     let index = by_id(&all);
-    let pattern = format!("{prefix}-*");
+    let pattern = cloudtrail_pattern(&prefix);
 
     // The oracle describes the cluster: the same documents, in the same daily indices.
     let raw: Vec<Value> = events.iter().map(|(_, raw)| raw.clone()).collect();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use common::fault_proxy::{Fault, FaultProxy};
-use common::moto::{Moto, boto, start_moto};
+use common::moto::{self, Moto, TRAIL_BUCKET, TRAIL_KEY, boto, start_moto};
 use common::node;
 use cwl_indexer::Summary;
 use cwl_indexer::config::AuthConfig;
@@ -25,9 +25,6 @@ use cwl_indexer::{CloudWatchLogsEvent, Indexer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use serde_json::value::RawValue;
-
-const TRAIL_BUCKET: &str = "cwl-indexer-fixture-trail";
-const TRAIL_KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T0000Z_fixture.json.gz";
 
 fn inputs(name: &str) -> String {
     std::fs::read_to_string(common::fixtures().join("inputs").join(name)).unwrap()
@@ -55,30 +52,6 @@ async fn invoke(indexer: &Indexer, opensearch: &OpenSearch, json: &str) -> Resul
     let mut sink = opensearch;
     let event = LambdaEvent::new(RawValue::from_string(json.to_owned()).unwrap(), Context::default());
     indexer.handle_event(event, &mut sink).await
-}
-
-/// Every (index, `_id`) under `prefix` (daily indices only), sorted, repeats kept.
-async fn landed(prefix: &str) -> Vec<(String, String)> {
-    node::refresh(prefix).await;
-    let hits = node::search(
-        &format!("{prefix}-*"),
-        serde_json::json!({"size": 10000, "_source": false, "query": {"match_all": {}}}),
-    )
-    .await;
-    let mut ids: Vec<(String, String)> = hits["hits"]["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| !h["_index"].as_str().unwrap().contains("-deadletter-"))
-        .map(|h| {
-            (
-                h["_index"].as_str().unwrap().to_owned(),
-                h["_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    ids.sort();
-    ids
 }
 
 #[tokio::test]
@@ -127,7 +100,10 @@ async fn kinesis_batch_of_two_accounts_reports_only_the_record_that_could_not_be
     for name in [names[0], names[2], names[3]] {
         expected.extend(common::expected_ids(&prefix, &cwl_fixture(name)).await);
     }
-    assert_eq!(landed(&prefix).await, expected.iter().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        node::landed(&prefix).await,
+        expected.iter().cloned().collect::<Vec<_>>()
+    );
 
     // Lambda retries from the failed record on: records 1..4 again, now without a fault.
     let retry = serde_json::json!({"Records": records[1..].to_vec()}).to_string();
@@ -138,7 +114,7 @@ async fn kinesis_batch_of_two_accounts_reports_only_the_record_that_could_not_be
     for name in names {
         expected.extend(common::expected_ids(&prefix, &cwl_fixture(name)).await);
     }
-    let ids = landed(&prefix).await;
+    let ids = node::landed(&prefix).await;
     assert_eq!(ids, expected.iter().cloned().collect::<Vec<_>>(), "each event once");
     // Accounts are told apart: each envelope's owner (111111111111 is the organization
     // trail's management account, which owns the us-west-2 stream of 111122223333), and
@@ -159,21 +135,6 @@ async fn kinesis_batch_of_two_accounts_reports_only_the_record_that_could_not_be
     assert!(ids.iter().any(|(_, id)| id.starts_with("123456789012:")));
 }
 
-/// moto with the fixture trail bucket and its one CloudTrail file.
-fn moto_with_trail_file() -> Moto {
-    let moto = start_moto();
-    let file = common::fixtures().join("inputs/trail").join(TRAIL_KEY);
-    boto(
-        &moto,
-        &format!(
-            "s3 = boto3.client('s3', **kw)\ns3.create_bucket(Bucket={TRAIL_BUCKET:?})\n\
-             s3.upload_file({:?}, {TRAIL_BUCKET:?}, {TRAIL_KEY:?})",
-            file.display().to_string()
-        ),
-    );
-    moto
-}
-
 fn summary(response: Result<Response, HandlerError>) -> Summary {
     match response {
         Ok(Response::Summary(s)) => s,
@@ -190,7 +151,7 @@ fn no_failures(response: Result<Response, HandlerError>) {
 
 #[tokio::test]
 async fn s3_notifications_in_every_wrapping_index_the_file_and_meet_cloudwatch_logs_as_one_document() {
-    let moto = moto_with_trail_file();
+    let moto = moto::with_trail_file();
     let cwl = cwl_fixture("multi-region-111122223333-us-east-1.json");
 
     // CloudWatch Logs first, then S3 in each wrapping: the S3 copies are all 409s.
@@ -211,7 +172,7 @@ async fn s3_notifications_in_every_wrapping_index_the_file_and_meet_cloudwatch_l
     assert_eq!(sns.delivery.duplicates, 40);
     no_failures(invoke(&indexer, &opensearch, &inputs("sqs-s3-notification.json")).await);
     no_failures(invoke(&indexer, &opensearch, &inputs("sqs-sns-s3-notification.json")).await);
-    assert_eq!(landed(&prefix).await, expected, "one document per event");
+    assert_eq!(node::landed(&prefix).await, expected, "one document per event");
 
     // S3 first, then CloudWatch Logs: the same documents, the CloudWatch copies are 409s.
     let prefix = node::unique_prefix("cwl-after-s3");
@@ -223,7 +184,7 @@ async fn s3_notifications_in_every_wrapping_index_the_file_and_meet_cloudwatch_l
     let (s, result) = indexer.process(&cwl, &mut sink, None).await;
     result.unwrap();
     assert_eq!((s.delivery.indexed, s.delivery.duplicates), (0, 40));
-    assert_eq!(landed(&prefix).await, expected, "one document per event");
+    assert_eq!(node::landed(&prefix).await, expected, "one document per event");
     // The S3 document says where it came from.
     let hit = node::search(
         &format!("{prefix}-*"),
@@ -239,7 +200,7 @@ async fn s3_notifications_in_every_wrapping_index_the_file_and_meet_cloudwatch_l
 
 #[tokio::test]
 async fn sqs_reports_only_the_message_whose_object_cannot_be_read() {
-    let moto = moto_with_trail_file();
+    let moto = moto::with_trail_file();
     let prefix = node::unique_prefix("sqs-missing");
     let _cleanup = node::Cleanup(prefix.clone());
     let (indexer, opensearch) = pipeline(&prefix, &node::url(), Some(&moto));
@@ -265,7 +226,7 @@ async fn sqs_reports_only_the_message_whose_object_cannot_be_read() {
     );
     let cwl = cwl_fixture("multi-region-111122223333-us-east-1.json");
     let expected: Vec<(String, String)> = common::expected_ids(&prefix, &cwl).await.into_iter().collect();
-    assert_eq!(landed(&prefix).await, expected);
+    assert_eq!(node::landed(&prefix).await, expected);
 }
 
 /// Writes `files` CloudTrail files of `per_file` records (corpus records with fresh eventIDs,
@@ -314,13 +275,7 @@ fn backfill(moto: &Moto, args: &[&str], state: &Path, prefix: &str, log: &Path) 
             "json",
         ])
         .args(["--index-prefix", prefix, "--endpoint", &node::url(), "--auth", "none"])
-        .env("S3_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(moto.cli_env())
         .env("INDEX_REPLICAS", "0")
         .env(
             "RUST_LOG",

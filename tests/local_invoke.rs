@@ -17,6 +17,9 @@
 //! - `target/debug/bootstrap` (built by `cargo test`), with the environment the stack gives it,
 //!   but `AUTH=none` and the local node, and Lambda's JSON log format.
 //!
+//! The second test gives the function an S3 Batch Operations invocation of several tasks, with
+//! moto's S3 on loopback holding the files and the fault proxy between the function and the node.
+//!
 //! Needs cargo-lambda: `CARGO_LAMBDA=/path/to/cargo-lambda`, `.venv-lambda/bin/cargo-lambda`
 //! (`bash scripts/tool-venv.sh lambda`, which `make test` runs), or `cargo-lambda` on PATH.
 //! Without it the test says so and passes, unless `CWL_REQUIRE_CARGO_LAMBDA` is set, as
@@ -32,6 +35,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fault_proxy::{Fault, FaultProxy};
+use common::moto::{boto, start_moto};
 use common::node;
 use cwl_indexer::CloudWatchLogsEvent;
 use serde_json::{Value, json};
@@ -119,6 +124,19 @@ fn cargo_lambda() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// cargo-lambda, or `None` after saying the test is skipped (an error where it is required).
+fn cargo_lambda_or_skip() -> Option<PathBuf> {
+    let found = cargo_lambda();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CWL_REQUIRE_CARGO_LAMBDA").is_none(),
+            "cargo-lambda not found: run `bash scripts/tool-venv.sh lambda`, or set CARGO_LAMBDA"
+        );
+        eprintln!("local_invoke: SKIPPED, cargo-lambda not found (bash scripts/tool-venv.sh lambda)");
+    }
+    found
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -161,7 +179,8 @@ struct Lambda {
 }
 
 impl Lambda {
-    fn start(cargo_lambda: PathBuf, prefix: &str) -> Self {
+    /// Starts everything; `env` adds to (or overrides) the function's environment.
+    fn start(cargo_lambda: PathBuf, prefix: &str, env: &[(&str, String)]) -> Self {
         // An empty package for the emulator's `cargo metadata`.
         let package = Path::new(env!("CARGO_TARGET_TMPDIR")).join("local-invoke-emulator");
         std::fs::create_dir_all(package.join("src")).unwrap();
@@ -223,6 +242,7 @@ impl Lambda {
             ("INDEX_PREFIX", prefix.into()),
             ("INDEX_REPLICAS", "0".into()),
         ]);
+        bootstrap.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         let function = Running::spawn("bootstrap", bootstrap);
         Self {
             cargo_lambda,
@@ -301,17 +321,12 @@ fn hits(answer: &Value) -> BTreeSet<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fixtures_through_the_cargo_lambda_emulator_land_in_the_node() {
-    let Some(cargo_lambda) = cargo_lambda() else {
-        assert!(
-            std::env::var_os("CWL_REQUIRE_CARGO_LAMBDA").is_none(),
-            "cargo-lambda not found: run `bash scripts/tool-venv.sh lambda`, or set CARGO_LAMBDA"
-        );
-        eprintln!("local_invoke: SKIPPED, cargo-lambda not found (bash scripts/tool-venv.sh lambda)");
+    let Some(cargo_lambda) = cargo_lambda_or_skip() else {
         return;
     };
     let prefix = node::unique_prefix("invoke");
     let _cleanup = node::Cleanup(prefix.clone());
-    let mut lambda = tokio::task::block_in_place(|| Lambda::start(cargo_lambda, &prefix));
+    let mut lambda = tokio::task::block_in_place(|| Lambda::start(cargo_lambda, &prefix, &[]));
     let pattern = format!("{prefix}-*");
 
     // 16 failed console logins: one document per distinct (index, _id).
@@ -393,6 +408,173 @@ async fn fixtures_through_the_cargo_lambda_emulator_land_in_the_node() {
     .await;
     assert_eq!(hits(&all), everything);
     assert_eq!(lambda.summary_lines().len(), 6, "one summary line per invocation");
+    let log = lambda.function.stdout.lock().unwrap().clone();
+    assert!(
+        !log.contains("already past"),
+        "the shim gives the function a real deadline: {log}"
+    );
+}
+
+/// A task of an S3 Batch Operations invocation (schema 2.0) for `key` in `bucket`.
+fn task(n: usize, bucket: &str, key: &str) -> Value {
+    json!({"taskId": format!("task-{n}"), "s3Key": key, "s3VersionId": null, "s3Bucket": bucket})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_operations_tasks_through_the_emulator_one_refused_one_throttled_the_rest_indexed() {
+    let Some(cargo_lambda) = cargo_lambda_or_skip() else {
+        return;
+    };
+    // Four CloudTrail files of 10 records each (fresh eventIDs, one day each) and a digest file.
+    let moto = start_moto();
+    let corpus = common::fixtures().join("cloudtrail-records.ndjson");
+    let bucket = "trail";
+    let keys: Vec<String> = (0..4)
+        .map(|f| {
+            format!(
+                "AWSLogs/111122223333/CloudTrail/us-east-1/2024/02/0{d}/111122223333_CloudTrail_us-east-1_2024020{d}T1000Z_f{f}.json.gz",
+                d = f + 1
+            )
+        })
+        .collect();
+    let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/02/01/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240201T100000Z.json.gz";
+    boto(
+        &moto,
+        &format!(
+            r#"import gzip
+s3 = boto3.client('s3', **kw)
+s3.create_bucket(Bucket={bucket:?})
+lines = [json.loads(l) for l in open({corpus:?}) if l.strip()]
+for f, key in enumerate({keys:?}):
+    recs = []
+    for r in range(10):
+        rec = dict(lines[(f * 10 + r) % len(lines)])
+        rec['eventID'] = 'batchops-%d-%d' % (f, r)
+        rec['recipientAccountId'] = '111122223333'
+        rec['eventTime'] = '2024-02-0%dT10:00:00Z' % (f + 1)
+        recs.append(rec)
+    s3.put_object(Bucket={bucket:?}, Key=key, Body=gzip.compress(json.dumps({{'Records': recs}}).encode(), mtime=0))
+s3.put_object(Bucket={bucket:?}, Key={digest:?}, Body=gzip.compress(b'{{}}', mtime=0))
+"#,
+            corpus = corpus.display().to_string()
+        ),
+    );
+    let proxy = FaultProxy::start(&node::url());
+    let prefix = node::unique_prefix("invoke-batchops");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let env = [
+        ("OPENSEARCH_ENDPOINT", proxy.url()),
+        ("S3_ENDPOINT_URL", moto.url.clone()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        // Two attempts, quickly: the throttled task runs out of retries in well under a second.
+        ("MAX_ATTEMPTS", "2".into()),
+        ("RETRY_BASE_MS", "20".into()),
+    ];
+    let mut lambda = tokio::task::block_in_place(|| Lambda::start(cargo_lambda, &prefix, &env));
+
+    // Tasks in order: file 0, the digest, file 1 (throttled), file 2, file 3. One bulk request
+    // per file; the node itself rejects nothing here, the proxy stands in for its full queue:
+    // both attempts for file 1 get 429 rejected_execution_exception for every item.
+    let reject = || Fault::RejectItems {
+        positions: (0..100).collect(),
+        status: 429,
+        error_type: "rejected_execution_exception",
+    };
+    proxy.plan(vec![Fault::Pass, reject(), reject()]);
+    let tasks = vec![
+        task(0, bucket, &keys[0]),
+        task(1, bucket, digest),
+        task(2, bucket, &keys[1]),
+        task(3, bucket, &keys[2]),
+        task(4, bucket, &keys[3]),
+    ];
+    let event = json!({
+        "invocationSchemaVersion": "2.0",
+        "invocationId": "bG9jYWwtaW52b2tl",
+        "job": {"id": "7c1e3a52-0b6f-4e8e-9d1a-3f5b2c4d6e70", "userArguments": {}},
+        "tasks": tasks,
+    });
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}-batch.json"));
+    std::fs::write(&file, event.to_string()).unwrap();
+    let response = tokio::task::block_in_place(|| lambda.invoke_ok(&file));
+    let url = |key: &str| format!("s3://{bucket}/{key}");
+    let indexed = "10 events: 10 indexed, 0 already present, 0 dead-lettered";
+    assert_eq!(response["invocationSchemaVersion"], "2.0", "{response}");
+    assert_eq!(response["invocationId"], "bG9jYWwtaW52b2tl", "{response}");
+    assert_eq!(response["treatMissingKeysAs"], "TemporaryFailure", "{response}");
+    let results = response["results"].as_array().unwrap();
+    let code = |i: usize| results[i]["resultCode"].as_str().unwrap();
+    let text = |i: usize| results[i]["resultString"].as_str().unwrap();
+    assert_eq!(results.len(), 5, "{response}");
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["taskId"], format!("task-{i}"), "{response}");
+    }
+    assert_eq!((code(0), text(0)), ("Succeeded", indexed));
+    assert_eq!(
+        (code(1), text(1).to_owned()),
+        (
+            "PermanentFailure",
+            format!("not a CloudTrail log file (a digest file): {}", url(digest))
+        )
+    );
+    assert_eq!(code(2), "TemporaryFailure", "{response}");
+    assert!(
+        text(2).contains("10 items still failing after 2 attempts")
+            && text(2).contains("rejected_execution_exception")
+            && text(2).ends_with(&url(&keys[1])),
+        "{response}"
+    );
+    assert_eq!((code(3), text(3)), ("Succeeded", indexed));
+    assert_eq!((code(4), text(4)), ("Succeeded", indexed));
+    let summaries = lambda.summary_lines();
+    assert_eq!(summaries.len(), 1, "{}", lambda.function.output());
+    assert_eq!(summaries[0]["fields"]["input"], "batch-operations", "{}", summaries[0]);
+    assert_eq!(summaries[0]["fields"]["item_failures"], 2, "{}", summaries[0]);
+
+    // Batch Operations redrives the temporary failure alone: it lands, nothing else changes.
+    let redrive = json!({
+        "invocationSchemaVersion": "2.0",
+        "invocationId": "bG9jYWwtaW52b2tlLTI",
+        "job": {"id": "7c1e3a52-0b6f-4e8e-9d1a-3f5b2c4d6e70"},
+        "tasks": [task(2, bucket, &keys[1])],
+    });
+    std::fs::write(&file, redrive.to_string()).unwrap();
+    let again = tokio::task::block_in_place(|| lambda.invoke_ok(&file));
+    assert_eq!(again["results"][0]["resultCode"], "Succeeded", "{again}");
+    assert_eq!(again["results"][0]["resultString"], indexed, "{again}");
+
+    let landed = node::landed(&prefix).await;
+    let prefix_ = prefix.as_str();
+    let expected: BTreeSet<(String, String)> = (0..4)
+        .flat_map(|f| {
+            (0..10).map(move |r| {
+                (
+                    format!("{prefix_}-2024.02.0{}", f + 1),
+                    format!("111122223333:batchops-{f}-{r}"),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(landed.len(), 40, "every event once: {landed:?}");
+    assert_eq!(landed.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(
+        node::count(&format!("{prefix}-deadletter-*"), "*").await,
+        0,
+        "nothing dead-lettered"
+    );
+    let bulks: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("_bulk"))
+        .map(|r| r.fault.clone())
+        .collect();
+    assert_eq!(
+        bulks,
+        ["Pass", "RejectItems", "RejectItems", "Pass", "Pass", "Pass"],
+        "one bulk per file, two for the throttled one, one for its redrive"
+    );
     let log = lambda.function.stdout.lock().unwrap().clone();
     assert!(
         !log.contains("already past"),

@@ -267,12 +267,20 @@ async fn uncompressed_bodies_work_too_and_odd_records_index() {
         assert_eq!(d.indexed + d.duplicates, summary.events_in, "{name}: {summary:?}");
     }
     node::refresh(&prefix).await;
-    let pattern = format!("{prefix}-*");
+    // The daily CloudTrail indices; plain-text.json's group (`/aws/vpc/flow-logs`) is a flow-log
+    // group by the default FLOW_LOG_GROUPS, so its two flow records and its three other text
+    // lines (kept with @parse_error) are in the flow indices.
+    let pattern = cwl_indexer::deliver::cluster::cloudtrail_pattern(&prefix);
     assert_eq!(
         node::count(&pattern, "_exists_:@parse_error").await,
         4,
         "the four unparseable records"
     );
+    assert_eq!(
+        node::count(&format!("{prefix}-vpcflow-*"), "_exists_:@parse_error").await,
+        3
+    );
+    assert_eq!(node::count(&format!("{prefix}-vpcflow-*"), "source.ip:*").await, 2);
     assert_eq!(
         node::count(&pattern, "eventName:LastWins").await,
         1,

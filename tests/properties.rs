@@ -85,6 +85,105 @@ fn trail_record() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Documents of every kind in a summary.
+fn documents(s: &cwl_indexer::Summary) -> usize {
+    s.cloudtrail + s.other_json + s.text + s.invalid + s.vpcflow + s.guardduty + s.resolver + s.waf
+}
+
+/// An envelope of `messages` from `log_group`, event ids `id-<n>`.
+fn group_envelope(log_group: &str, messages: &[String]) -> CloudWatchLogsEvent {
+    let events: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"id": format!("id-{i}"), "timestamp": 1_700_000_000_000i64 + i as i64, "message": m}))
+        .collect();
+    let envelope = json!({"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": log_group,
+                          "logStream": "s", "subscriptionFilters": ["f"], "logEvents": events});
+    common::lambda_event(envelope.to_string().as_bytes())
+}
+
+/// One flow log value: a plausible one, `-`, or a random token (never a space).
+fn flow_token(plausible: BoxedStrategy<String>) -> impl Strategy<Value = String> {
+    prop_oneof![4 => plausible, 1 => Just("-".to_owned()), 1 => "[^ ]{1,12}"]
+}
+
+/// Flow log lines: default-format records of random (mostly plausible) values, random
+/// space-separated tokens (wrong field counts), and random text.
+fn flow_line() -> impl Strategy<Value = String> {
+    let num = |max: u64| (0..=max).prop_map(|n| n.to_string()).boxed();
+    let ip = prop_oneof![
+        any::<[u8; 4]>().prop_map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        any::<[u16; 8]>().prop_map(|s| std::net::Ipv6Addr::from(s).to_string()),
+    ]
+    .boxed();
+    let default = (
+        flow_token(num(9)),
+        flow_token(Just("123456789010".to_owned()).boxed()),
+        flow_token("eni-[0-9a-f]{8}".boxed()),
+        flow_token(ip.clone()),
+        flow_token(ip),
+        (flow_token(num(70000)), flow_token(num(70000)), flow_token(num(300))),
+        (flow_token(num(u64::MAX)), flow_token(num(u64::MAX))),
+        (flow_token(num(300_000_000_000)), flow_token(num(300_000_000_000))),
+        flow_token(prop_oneof![Just("ACCEPT".to_owned()), Just("REJECT".to_owned())].boxed()),
+        flow_token(
+            prop_oneof![
+                Just("OK".to_owned()),
+                Just("NODATA".to_owned()),
+                Just("SKIPDATA".to_owned())
+            ]
+            .boxed(),
+        ),
+    )
+        .prop_map(
+            |(v, a, eni, src, dst, (sp, dp, proto), (pk, by), (st, en), act, status)| {
+                [v, a, eni, src, dst, sp, dp, proto, pk, by, st, en, act, status].join(" ")
+            },
+        );
+    prop_oneof![
+        4 => default,
+        2 => prop::collection::vec("[^ ]{1,10}", 1..30).prop_map(|t| t.join(" ")),
+        1 => ".{0,120}",
+    ]
+}
+
+/// GuardDuty finding events with random (often wrongly shaped) members, bare findings, and
+/// finding events cut short.
+fn finding_message() -> impl Strategy<Value = String> {
+    let text = || prop_oneof![".{0,30}".prop_map(Value::String), json_value()];
+    let finding = (
+        text(),
+        text(),
+        json_value(),
+        text(),
+        json_value(),
+        json_value(),
+        any::<bool>(),
+    )
+        .prop_map(|(id, kind, severity, updated, resource, service, wrapped)| {
+            let f = json!({"schemaVersion": "2.0", "id": id, "type": kind, "severity": severity,
+                           "updatedAt": updated, "createdAt": updated, "resource": resource, "service": service});
+            if wrapped {
+                json!({"version": "0", "id": "e", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+                       "account": "111122223333", "region": "eu-west-1", "detail": f})
+            } else {
+                f
+            }
+        })
+        .boxed();
+    prop_oneof![
+        4 => finding.clone().prop_map(|f| f.to_string()),
+        1 => (finding, any::<prop::sample::Index>()).prop_map(|(f, at)| {
+            let f = json!({"detail-type": "GuardDuty Finding", "detail": f}).to_string();
+            let mut end = at.index(f.len());
+            while !f.is_char_boundary(end) {
+                end -= 1;
+            }
+            f[..end].to_owned()
+        }),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, .. ProptestConfig::default() })]
 
@@ -132,7 +231,7 @@ proptest! {
         let (summary, ndjson) = common::run(small_config(), &common::lambda_event(&envelope)).unwrap();
         let pairs = common::pairs_lenient(&ndjson);
         prop_assert_eq!(pairs.len(), messages.len());
-        prop_assert_eq!(summary.cloudtrail + summary.other_json + summary.text + summary.invalid, messages.len());
+        prop_assert_eq!(documents(&summary), messages.len());
         for (i, (action, doc)) in pairs.iter().enumerate() {
             let index = action["create"]["_index"].as_str().unwrap();
             prop_assert!(index.len() == "cwl-YYYY.MM.DD".len() && index.starts_with("cwl-"), "{}", index);
@@ -188,6 +287,56 @@ proptest! {
             let Some(doc) = doc else { continue };
             // The S3 path's @id is the _id the CloudWatch Logs path gives the same record.
             prop_assert_eq!(&doc["@id"], &action["create"]["_id"]);
+        }
+    }
+
+    #[test]
+    fn random_flow_records_in_a_flow_log_group_are_never_lost(lines in prop::collection::vec(flow_line(), 1..30)) {
+        let (summary, ndjson) = common::run(small_config(), &group_envelope("/aws/vpc/flowlogs", &lines)).unwrap();
+        let pairs = common::pairs(&ndjson);
+        prop_assert_eq!(pairs.len(), lines.len());
+        prop_assert_eq!(documents(&summary), lines.len());
+        for (i, ((action, doc), line)) in pairs.iter().zip(&lines).enumerate() {
+            if line.trim_start().starts_with(['{', '[']) {
+                continue;
+            }
+            let index = action["create"]["_index"].as_str().unwrap();
+            prop_assert!(index.starts_with("cwl-vpcflow-") && index.len() == "cwl-vpcflow-YYYY.MM.DD".len(), "{}", index);
+            prop_assert_eq!(&action["create"]["_id"], &json!(format!("id-{i}")));
+            prop_assert_eq!(&doc["event"]["dataset"], &json!("aws.vpcflow"));
+            // Parsed, or kept whole with the reason.
+            if doc.get("@parse_error").is_some() {
+                prop_assert_eq!(doc["@message"].as_str(), Some(line.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn random_findings_are_never_lost(messages in prop::collection::vec(finding_message(), 1..20)) {
+        let (summary, ndjson) = common::run(small_config(), &group_envelope("/aws/events/guardduty", &messages)).unwrap();
+        let pairs = common::pairs(&ndjson);
+        prop_assert_eq!(pairs.len(), messages.len());
+        prop_assert_eq!(documents(&summary), messages.len());
+        for ((action, doc), message) in pairs.iter().zip(&messages) {
+            let index = action["create"]["_index"].as_str().unwrap();
+            // Whole or cut short, a message that says it is a finding is one (a message cut inside
+            // `"GuardDuty Finding"` no longer says so, and is kept as an unparseable record).
+            if message.contains(r#""GuardDuty Finding""#) {
+                prop_assert!(index.starts_with("cwl-guardduty-"), "{} {}", index, message);
+                // The whole finding is always kept.
+                prop_assert_eq!(doc["@message"].as_str(), Some(message.as_str()));
+            }
+            if index.starts_with("cwl-guardduty-")
+                && let Some(id) = doc["finding"]["id"].as_str()
+                && let Some(updated) = serde_json::from_str::<Value>(message).ok().and_then(|m| {
+                    let f = if m.get("detail").is_some() { m["detail"].clone() } else { m };
+                    f["updatedAt"].as_str().map(str::to_owned)
+                })
+                && !id.is_empty()
+                && id.len() + updated.len() < 500
+            {
+                prop_assert_eq!(action["create"]["_id"].as_str().unwrap(), format!("{id}:{updated}"));
+            }
         }
     }
 }

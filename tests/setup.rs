@@ -186,13 +186,24 @@ async fn the_dashboards_import_request_is_what_the_import_api_takes() {
     assert!(part_head.contains(r#"Content-Disposition: form-data; name="file"; filename="cloudtrail-audit.ndjson""#));
     let content = content.strip_suffix("\r\n").unwrap();
     let shipped = shipped();
-    assert_eq!(content, shipped.replace(r#""title":"cwl-*""#, r#""title":"audit-*""#));
+    assert_eq!(content, cwl_indexer::deliver::cluster::saved_objects("audit"));
+    assert!(content.starts_with(&shipped.replace(
+        &format!(
+            r#""title":"{}""#,
+            cwl_indexer::deliver::cluster::cloudtrail_pattern("cwl")
+        ),
+        &format!(
+            r#""title":"{}""#,
+            cwl_indexer::deliver::cluster::cloudtrail_pattern("audit")
+        )
+    )));
     let objects: Vec<Value> = content.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(objects.len(), shipped.lines().count());
+    let logtypes = std::fs::read_to_string(common::fixtures().join("../dashboards/logtypes.ndjson")).unwrap();
+    assert_eq!(objects.len(), shipped.lines().count() + logtypes.lines().count());
     assert!(
         objects
             .iter()
-            .any(|o| o["type"] == "index-pattern" && o["attributes"]["title"] == "audit-*")
+            .any(|o| o["type"] == "index-pattern" && o["attributes"]["title"] == "audit-vpcflow-*")
     );
     assert!(
         objects

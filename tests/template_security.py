@@ -42,6 +42,9 @@ STREAM_READ_ACTIONS = {
 STREAM_ARN = {"Fn::GetAtt": ["CentralStream", "Arn"]}
 TRAIL_FILES_QUEUE_ARN = {"Fn::GetAtt": ["TrailFilesQueue", "Arn"]}
 TRAIL_FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailFilesBucketName}/AWSLogs/*"}
+BATCH_BUCKET = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}"}
+BATCH_MANIFESTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/cwl-indexer/manifests/*"}
+BATCH_REPORTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/cwl-indexer/reports/*"}
 TLS12_POLICIES = {"Policy-Min-TLS-1-2-2019-07", "Policy-Min-TLS-1-2-PFS-2023-10"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
 DOMAIN_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/${DomainName}/*"}
@@ -611,19 +614,81 @@ def check_trail(t):
 
 
 def check_subscription_permission(t):
-    _, perm = one(t, "AWS::Lambda::Permission")
-    p = perm["Properties"]
-    assert p["Action"] == "lambda:InvokeFunction"
-    assert p["Principal"] == "logs.amazonaws.com"
-    assert p.get("SourceAccount") == {"Ref": "AWS::AccountId"}, "scoped by account"
-    arns = list(branches(p.get("SourceArn")))
-    assert arns == [
-        {"Fn::GetAtt": ["TrailLogGroup", "Arn"]},
-        {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ExistingLogGroupName}:*"},
-    ], "scoped by the log group's ARN"
-    assert p["FunctionName"] == {"Fn::GetAtt": ["Indexer", "Arn"]}
-    _, sub = one(t, "AWS::Logs::SubscriptionFilter")
-    assert sub["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["Indexer", "Arn"]}
+    """Every log group the function subscribes to (the trail's, the flow log's, the findings')
+    may invoke it, each scoped by this account and that group's ARN, and nothing else may."""
+    perms = resources(t, "AWS::Lambda::Permission")
+    assert set(perms) <= {"IndexerInvokePermission", "FlowLogInvokePermission", "FindingsInvokePermission"}, sorted(perms)
+    expected = {
+        "IndexerInvokePermission": [
+            {"Fn::GetAtt": ["TrailLogGroup", "Arn"]},
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ExistingLogGroupName}:*"},
+        ],
+        "FlowLogInvokePermission": [{"Fn::GetAtt": ["FlowLogGroup", "Arn"]}],
+        "FindingsInvokePermission": [{"Fn::GetAtt": ["FindingsLogGroup", "Arn"]}],
+    }
+    for name, perm in perms.items():
+        p = perm["Properties"]
+        assert p["Action"] == "lambda:InvokeFunction", name
+        assert p["Principal"] == "logs.amazonaws.com", name
+        assert p.get("SourceAccount") == {"Ref": "AWS::AccountId"}, f"{name}: scoped by account"
+        assert list(branches(p.get("SourceArn"))) == expected[name], f"{name}: scoped by the log group's ARN"
+        assert p["FunctionName"] == {"Fn::GetAtt": ["Indexer", "Arn"]}, name
+    subs = resources(t, "AWS::Logs::SubscriptionFilter")
+    assert set(subs) == {"TrailSubscription", "FlowLogSubscription", "FindingsSubscription"}, sorted(subs)
+    for name, sub in subs.items():
+        assert sub["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["Indexer", "Arn"]}, name
+    assert subs["FlowLogSubscription"]["Properties"]["LogGroupName"] == {"Ref": "FlowLogGroup"}
+    assert subs["FlowLogSubscription"]["DependsOn"] == "FlowLogInvokePermission"
+    assert subs["FindingsSubscription"]["Properties"]["LogGroupName"] == {"Ref": "FindingsLogGroup"}
+    assert subs["FindingsSubscription"]["DependsOn"] == "FindingsInvokePermission"
+
+
+def check_logtypes(t):
+    """The flow log and the findings rule: each writes only into its own log group, the flow
+    log in the format the function is told, the rule only GuardDuty findings."""
+    r = t["Resources"]
+    for name, condition in [("FlowLogGroup", "CreateFlowLog"), ("FlowLogRole", "CreateFlowLog"), ("FlowLog", "CreateFlowLog"),
+                            ("FindingsLogGroup", "GuardDutyFindings"), ("FindingsRule", "GuardDutyFindings"),
+                            ("FindingsLogGroupPolicy", "GuardDutyFindings")]:
+        assert r[name].get("Condition") == condition, f"{name} is optional"
+    trust = r["FlowLogRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert len(trust) == 1 and trust[0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    condition = trust[0].get("Condition", {}).get("StringEquals", {})
+    assert condition.get("aws:SourceAccount") == {"Ref": "AWS::AccountId"}, "confused deputy"
+    policies = r["FlowLogRole"]["Properties"]["Policies"]
+    assert len(policies) == 1 and "ManagedPolicyArns" not in r["FlowLogRole"]["Properties"]
+    for st in policies[0]["PolicyDocument"]["Statement"]:
+        assert set(st["Action"]) <= {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}
+        for arn in st["Resource"]:
+            assert arn == {"Fn::GetAtt": ["FlowLogGroup", "Arn"]} or (
+                isinstance(arn, dict) and "${FlowLogGroup}" in arn.get("Fn::Sub", "")
+            ), arn
+    fl = r["FlowLog"]["Properties"]
+    assert fl["ResourceType"] == "VPC" and fl["ResourceId"] == {"Ref": "FlowLogVpcId"}
+    assert fl["LogGroupName"] == {"Ref": "FlowLogGroup"} and fl["LogDestinationType"] == "cloud-watch-logs"
+    fmt = {"Fn::FindInMap": ["FlowLogs", "Format", "Fields"]}
+    assert fl["LogFormat"] == fmt
+    _, fn = function(t)
+    env = fn["Properties"]["Environment"]["Variables"]["FLOW_LOG_FORMATS"]
+    sub = env["Fn::If"][1]["Fn::Sub"]
+    assert sub[0] == '{"/aws/vpc/flowlogs/${AWS::StackName}": "${Format}"}' and sub[1]["Format"] == fmt, "the function reads the flow log's format"
+    assert r["FlowLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/vpc/flowlogs/${AWS::StackName}"}
+    fields = t["Mappings"]["FlowLogs"]["Format"]["Fields"].split()
+    assert fields[:14] == "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}".split()
+    assert all(re.fullmatch(r"\$\{[a-z0-9-]+\}", f) for f in fields) and len(set(fields)) == len(fields)
+
+    rule = r["FindingsRule"]["Properties"]
+    assert rule["EventPattern"] == {"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}
+    assert [x["Arn"] for x in rule["Targets"]] == [{"Fn::GetAtt": ["FindingsLogGroup", "Arn"]}]
+    assert r["FindingsLogGroup"]["Properties"]["LogGroupName"]["Fn::Sub"].startswith("/aws/events/"), "EventBridge writes only there"
+    doc_sub = r["FindingsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    doc = json.loads(doc_sub[0])
+    assert doc_sub[1] == {"GroupArn": {"Fn::GetAtt": ["FindingsLogGroup", "Arn"]}, "RuleArn": {"Fn::GetAtt": ["FindingsRule", "Arn"]}}
+    (st,) = doc["Statement"]
+    assert set(st["Principal"]["Service"]) == {"events.amazonaws.com", "delivery.logs.amazonaws.com"}
+    assert set(st["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert st["Resource"] == "${GroupArn}", "this group only"
+    assert st.get("Condition") == {"ArnEquals": {"aws:SourceArn": "${RuleArn}"}}, "this rule only"
 
 
 def check_log_retention(t):
@@ -1030,6 +1095,58 @@ def check_serverless(t):
             assert env[var].get("Fn::If", [None, None])[:2] == ["UseServerless", value], f"{var} on Serverless: {env[var]}"
 
 
+def check_batch_operations(t):
+    """The role S3 Batch Operations assumes: only that service, only when BatchOperationsBucketName
+    is set, and only invoke this function, read the manifests and write the reports under
+    cwl-indexer/ of that bucket. The trail files are read by the function, never by this role."""
+    r = t["Resources"]
+    params = t["Parameters"]
+    assert t["Conditions"]["BatchOperations"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BatchOperationsBucketName"}, ""]}]}
+    param = params["BatchOperationsBucketName"]
+    assert param["Default"] == "", "off unless a bucket is named"
+    bucket = re.compile(param["AllowedPattern"])
+    for good in ("", "my-batch-bucket", "cwl.indexer.batch"):
+        assert bucket.match(good), f"BatchOperationsBucketName should accept {good!r}"
+    for bad in ("*", "a", "bucket/prefix", "Bucket", "arn:aws:s3:::bucket", "b*"):
+        assert not bucket.match(bad), f"BatchOperationsBucketName should refuse {bad!r}"
+    # The function can only read TrailFilesBucketName's files: a job needs that bucket named.
+    rule = t.get("Rules", {}).get("BatchOperationsNeedTrailFilesBucket")
+    assert rule, "a Rule refuses BatchOperationsBucketName without TrailFilesBucketName"
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BatchOperationsBucketName"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "TrailFilesBucketName"}, ""]}]}
+    roles = {n: x for n, x in resources(t, "AWS::IAM::Role").items() if n == "BatchOperationsRole"}
+    assert roles, "the Batch Operations role exists"
+    role = roles["BatchOperationsRole"]
+    assert role.get("Condition") == "BatchOperations", "only with BatchOperationsBucketName"
+    p = role["Properties"]
+    assert not p.get("ManagedPolicyArns"), "no managed policies"
+    (assume,) = statements(p["AssumeRolePolicyDocument"])
+    assert assume["Effect"] == "Allow" and assume["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}, assume
+    assert actions(assume) == {"sts:AssumeRole"}, assume
+    granted = []
+    for policy in p["Policies"]:
+        for s_ in statements(policy["PolicyDocument"]):
+            assert s_["Effect"] == "Allow" and "NotAction" not in s_ and "NotResource" not in s_, s_
+            res = [x for r_ in as_list(s_["Resource"]) for x in branches(r_)]
+            for a in actions(s_):
+                granted.append((a, json.dumps(res, sort_keys=True)))
+                if a == "lambda:InvokeFunction":
+                    assert res == [{"Fn::GetAtt": ["Indexer", "Arn"]}], f"this function only: {res}"
+                elif a in ("s3:GetObject", "s3:GetObjectVersion"):
+                    assert res == [BATCH_MANIFESTS], f"{a}: the manifests prefix only: {res}"
+                elif a == "s3:PutObject":
+                    assert res == [BATCH_REPORTS], f"{a}: the reports prefix only: {res}"
+                elif a == "s3:GetBucketLocation":
+                    assert res == [BATCH_BUCKET], f"{a}: that bucket only: {res}"
+                else:
+                    raise AssertionError(f"the Batch Operations role may not {a}")
+    assert {a for a, _ in granted} == {"lambda:InvokeFunction", "s3:GetObject", "s3:GetObjectVersion",
+                                        "s3:PutObject", "s3:GetBucketLocation"}, granted
+    out = t["Outputs"].get("BatchOperationsRoleArn")
+    assert out, "the role's ARN is an output (backfill --batch-operations needs it)"
+    assert out.get("Condition") == "BatchOperations" and out["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
+
+
 def check_all(t):
     check_no_unconditioned_star_principal(t)
     check_domain_settings(t)
@@ -1038,6 +1155,7 @@ def check_all(t):
     check_bucket(t)
     check_trail(t)
     check_subscription_permission(t)
+    check_logtypes(t)
     check_log_retention(t)
     check_alarms(t)
     check_central_account(t)
@@ -1046,6 +1164,7 @@ def check_all(t):
     check_secrets(t)
     check_fine_grained_access(t)
     check_serverless(t)
+    check_batch_operations(t)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1081,6 +1200,14 @@ def test_trail(template):
 
 def test_subscription_permission_is_scoped(template):
     check_subscription_permission(template)
+
+
+def test_batch_operations_role_is_least_privilege(template):
+    check_batch_operations(template)
+
+
+def test_flow_log_and_findings_rule_are_least_privilege(template):
+    check_logtypes(template)
 
 
 def test_every_log_group_has_a_retention(template):
@@ -1127,14 +1254,16 @@ LEFT_UNSET = {
     "private DNS (its default) makes that same name resolve to it",
     "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
     "exists for tests against a local S3 server",
+    "FLOW_LOG_GROUPS": "its default `*flow*` matches the flow-log group the stack creates "
+    "(/aws/vpc/flowlogs/<stack>); set it for flow-log groups named otherwise",
 }
 
 
 def test_environment_covers_every_variable_the_function_reads(template):
-    """Every variable src/config.rs reads is set by the template, or listed in LEFT_UNSET."""
+    """Every variable src/config.rs (and src/config/) reads is set by the template, or listed in LEFT_UNSET."""
     _, fn = function(template)
     env = fn["Properties"]["Environment"]["Variables"]
-    source = (ROOT / "src" / "config.rs").read_text()
+    source = "\n".join(p.read_text() for p in [ROOT / "src" / "config.rs", *sorted((ROOT / "src" / "config").glob("*.rs"))])
     read = set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|AUTH|COMPRESSION|DETECTIONS)"', source))
     read = {v for v in read if not v.startswith("AWS_")}  # set by Lambda itself
     missing = read - set(LEFT_UNSET) - set(env)
@@ -1170,6 +1299,12 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("no TLS-only statement", lambda t: t["Resources"]["TrailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].pop(0)),
         ("permission without account", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].pop("SourceAccount")),
         ("permission without source ARN", lambda t: t["Resources"]["IndexerInvokePermission"]["Properties"].__setitem__("SourceArn", "*")),
+        ("flow log role writes anywhere", lambda t: t["Resources"]["FlowLogRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__("Resource", ["*"])),
+        ("flow log role for any account", lambda t: t["Resources"]["FlowLogRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition")),
+        ("flow log in another format", lambda t: t["Resources"]["FlowLog"]["Properties"].__setitem__("LogFormat", "${version} ${srcaddr}")),
+        ("findings group open to any rule", lambda t: t["Resources"]["FindingsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"].__setitem__(0, t["Resources"]["FindingsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"][0].replace(', "Condition": {"ArnEquals": {"aws:SourceArn": "${RuleArn}"}}', ""))),
+        ("rule for every event", lambda t: t["Resources"]["FindingsRule"]["Properties"].__setitem__("EventPattern", {"source": [{"prefix": ""}]})),
+        ("flow log permission for any group", lambda t: t["Resources"]["FlowLogInvokePermission"]["Properties"].__setitem__("SourceArn", "*")),
         ("log group without retention", lambda t: t["Resources"]["FunctionLogGroup"]["Properties"].pop("RetentionInDays")),
         ("no dead-letter alarm", lambda t: t["Resources"].pop("DeadLetteredAlarm")),
         ("alarm on another function", lambda t: t["Resources"]["ErrorsAlarm"]["Properties"]["Dimensions"][0].__setitem__("Value", "other")),
@@ -1188,6 +1323,19 @@ def test_environment_covers_every_variable_the_function_reads(template):
         ("any bucket may notify", lambda t: t["Resources"]["TrailFilesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0].pop("Condition")),
         ("unencrypted trail files queue", lambda t: t["Resources"]["TrailFilesQueue"]["Properties"].pop("SqsManagedSseEnabled")),
         ("trail files without batch item failures", lambda t: t["Resources"]["TrailFilesMapping"]["Properties"].pop("FunctionResponseTypes")),
+        ("batch role invokes every function", lambda t: _batch_policy(t, "invoke-indexer")[0].__setitem__("Resource", "*")),
+        ("batch role may update the function", lambda t: _batch_policy(t, "invoke-indexer")[0].__setitem__("Action", ["lambda:InvokeFunction", "lambda:UpdateFunctionCode"])),
+        ("batch role reads the whole bucket", lambda t: _batch_policy(t, "manifests-and-reports")[0].__setitem__("Resource", {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/*"})),
+        ("batch role reads the trail files", lambda t: _batch_policy(t, "manifests-and-reports").append({"Effect": "Allow", "Action": "s3:GetObject", "Resource": TRAIL_FILES_OBJECTS})),
+        ("batch role overwrites manifests", lambda t: _batch_policy(t, "manifests-and-reports")[1].__setitem__("Resource", BATCH_MANIFESTS)),
+        ("batch role may delete reports", lambda t: _batch_policy(t, "manifests-and-reports")[1].__setitem__("Action", ["s3:PutObject", "s3:DeleteObject"])),
+        ("batch role s3:*", lambda t: _batch_policy(t, "manifests-and-reports")[2].__setitem__("Action", "s3:*")),
+        ("batch role for any service", lambda t: t["Resources"]["BatchOperationsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].__setitem__("Principal", {"Service": "lambda.amazonaws.com"})),
+        ("batch role for anyone", lambda t: t["Resources"]["BatchOperationsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].__setitem__("Principal", {"AWS": "*"})),
+        ("batch role always created", lambda t: t["Resources"]["BatchOperationsRole"].pop("Condition")),
+        ("batch bucket may be anything", lambda t: t["Parameters"]["BatchOperationsBucketName"].__setitem__("AllowedPattern", "^.*$")),
+        ("batch jobs without the trail files bucket", lambda t: t["Rules"].pop("BatchOperationsNeedTrailFilesBucket")),
+        ("no batch role output", lambda t: t["Outputs"].pop("BatchOperationsRoleArn")),
         ("managed admin policy", lambda t: t["Resources"]["FunctionRole"]["Properties"].__setitem__("ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
         # DashboardsAuth=cognito
         ("wildcard principal for Cognito users", lambda t: _domain_statement(t, "DashboardsCognitoUsers").__setitem__("Principal", {"AWS": "*"})),
@@ -1286,6 +1434,13 @@ def _policy(t, name):
         for p in branches(policy):
             if p["PolicyName"] == name:
                 return p["PolicyDocument"]["Statement"]
+    raise AssertionError(f"no {name} policy")
+
+
+def _batch_policy(t, name):
+    for p in t["Resources"]["BatchOperationsRole"]["Properties"]["Policies"]:
+        if p["PolicyName"] == name:
+            return p["PolicyDocument"]["Statement"]
     raise AssertionError(f"no {name} policy")
 
 
@@ -1388,6 +1543,8 @@ MODES = {
         IndexRetentionDays=30,
     ),
     "serverless, time series kept forever": dict(ServerlessCollection="true", ServerlessCollectionType="TIMESERIES", IndexRetentionDays=0),
+    "batch operations": dict(TrailFilesBucketName="acme-trail", BatchOperationsBucketName="acme-batch"),
+    "serverless, batch operations": dict(ServerlessCollection="true", TrailFilesBucketName="acme-trail", BatchOperationsBucketName="acme-batch"),
 }
 
 
@@ -1421,6 +1578,9 @@ def test_each_mode_renders_whole_and_passes_the_checks(template, mode):
         assert len(backends) == 1, backends
     assert env["SIGV4_SERVICE"] == ("aoss" if "Collection" in r.resources else "es")
     assert env["AOSS_COLLECTION_TYPE"] == ("" if "Collection" not in r.resources else r.params["ServerlessCollectionType"].lower())
+    # The Batch Operations role exists exactly when its bucket is named, whatever the backend.
+    batch = "BatchOperationsBucketName" in MODES[mode]
+    assert ("BatchOperationsRole" in r.resources) == batch == ("BatchOperationsRoleArn" in r.outputs), mode
 
 
 def test_default_is_todays_domain(template):

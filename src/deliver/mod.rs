@@ -26,7 +26,7 @@ pub use sink::{OpenSearch, SinkError};
 /// Cluster setup: templates, retention and saved objects, for the CLI and the tests.
 pub mod cluster {
     pub use super::setup::{
-        Change, Cluster, Report, Retention, SAVED_OBJECTS, SERVERLESS_RETENTION, SetupError, Skip, ilm_policy,
-        import_body, import_dashboards, ism_policy, policy_id, run, saved_objects,
+        Change, Cluster, LOGTYPE_OBJECTS, Report, Retention, SAVED_OBJECTS, SERVERLESS_RETENTION, SetupError, Skip,
+        cloudtrail_pattern, ilm_policy, import_body, import_dashboards, ism_policy, policy_id, run, saved_objects,
     };
 }

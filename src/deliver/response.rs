@@ -11,7 +11,8 @@ pub enum ItemOutcome {
     Indexed,
     /// Its `_id` was already there (409 on `create`): an earlier delivery indexed it.
     AlreadyPresent,
-    /// Worth another try: 429, `es_rejected_execution_exception`, 502/503/504.
+    /// Worth another try: 429, a full write queue (`rejected_execution_exception`, or
+    /// Elasticsearch's `es_rejected_execution_exception`), 502/503/504.
     Retry {
         /// The item's status.
         status: u16,
@@ -192,7 +193,7 @@ fn item_outcome(status: u16, error: Option<&ErrorBody>) -> ItemOutcome {
         200..=299 => ItemOutcome::Indexed,
         409 => ItemOutcome::AlreadyPresent,
         429 | 502 | 503 | 504 => ItemOutcome::Retry { status, error_type },
-        _ if error_type == "es_rejected_execution_exception" => ItemOutcome::Retry { status, error_type },
+        _ if is_rejection(&error_type) => ItemOutcome::Retry { status, error_type },
         _ => ItemOutcome::Failed {
             status,
             error_type,
@@ -201,6 +202,16 @@ fn item_outcome(status: u16, error: Option<&ErrorBody>) -> ItemOutcome {
                 .unwrap_or_default(),
         },
     }
+}
+
+/// A full thread pool queue: the node's back-pressure, gone once its queue drains. OpenSearch
+/// 2.19 names it `rejected_execution_exception`, Elasticsearch `es_rejected_execution_exception`.
+/// Retried whatever the item's status says.
+fn is_rejection(error_type: &str) -> bool {
+    matches!(
+        error_type,
+        "rejected_execution_exception" | "es_rejected_execution_exception"
+    )
 }
 
 /// One line describing an error body: `type: reason` for OpenSearch errors, otherwise the
@@ -275,6 +286,38 @@ mod tests {
         assert!(matches!(&items[4], Retry { status: 503, .. }));
         assert!(matches!(&items[5], Failed { status: 403, error_type, .. } if error_type == "cluster_block_exception"));
         assert!(matches!(&items[6], Retry { status: 500, .. }));
+    }
+
+    /// What OpenSearch 2.19.6 answered to concurrent `_bulk` requests with
+    /// `thread_pool.write.size=1 thread_pool.write.queue_size=2`, as captured from the node:
+    /// HTTP 200, each item 429 `rejected_execution_exception` (the shard's write queue).
+    const OPENSEARCH_2_19_FULL_QUEUE: &[u8] = br#"{"took":372,"errors":true,"items":[{"create":{"_index":"probe-0","_id":"1-1-0","status":429,"error":{"type":"rejected_execution_exception","reason":"rejected execution of org.opensearch.action.bulk.TransportShardBulkAction$2@64b4b749 on OpenSearchThreadPoolExecutor[name = cwl-indexer-local-9211/write, queue capacity = 2, org.opensearch.common.util.concurrent.OpenSearchThreadPoolExecutor@f3d199b[Running, pool size = 1, active threads = 1, queued tasks = 2, completed tasks = 103]]"}}},{"create":{"_index":"probe-0","_id":"1-1-1","status":429,"error":{"type":"rejected_execution_exception","reason":"rejected execution of org.opensearch.action.bulk.TransportShardBulkAction$2@64b4b749 on OpenSearchThreadPoolExecutor[name = cwl-indexer-local-9211/write, queue capacity = 2, org.opensearch.common.util.concurrent.OpenSearchThreadPoolExecutor@f3d199b[Running, pool size = 1, active threads = 1, queued tasks = 2, completed tasks = 103]]"}}}]}"#;
+
+    /// The same node refusing a whole `_bulk` (its coordinating write queue), as captured: 429.
+    const OPENSEARCH_2_19_REFUSED_BULK: &[u8] = br#"{"error":{"root_cause":[{"type":"rejected_execution_exception","reason":"rejected execution of org.opensearch.action.bulk.TransportBulkAction$1$2@3cd1502f on OpenSearchThreadPoolExecutor[name = cwl-indexer-local-9211/write, queue capacity = 2, org.opensearch.common.util.concurrent.OpenSearchThreadPoolExecutor@f3d199b[Running, pool size = 1, active threads = 0, queued tasks = 2, completed tasks = 41]]"}],"type":"rejected_execution_exception","reason":"rejected execution of org.opensearch.action.bulk.TransportBulkAction$1$2@3cd1502f on OpenSearchThreadPoolExecutor[name = cwl-indexer-local-9211/write, queue capacity = 2, org.opensearch.common.util.concurrent.OpenSearchThreadPoolExecutor@f3d199b[Running, pool size = 1, active threads = 0, queued tasks = 2, completed tasks = 41]]","suppressed":[{"type":"resource_already_exists_exception","reason":"index [probe-0/mZaE4C4QSNCkgrPcEL3e5w] already exists","index":"probe-0","index_uuid":"mZaE4C4QSNCkgrPcEL3e5w"},{"type":"resource_already_exists_exception","reason":"index [probe-0/mZaE4C4QSNCkgrPcEL3e5w] already exists","index":"probe-0","index_uuid":"mZaE4C4QSNCkgrPcEL3e5w"}]},"status":429}"#;
+
+    #[test]
+    fn opensearch_2_full_write_queue_is_retried() {
+        let BulkVerdict::Items(items) = classify(200, OPENSEARCH_2_19_FULL_QUEUE, 2) else {
+            panic!()
+        };
+        for item in &items {
+            assert!(
+                matches!(item, Retry { status: 429, error_type } if error_type == "rejected_execution_exception"),
+                "{items:?}"
+            );
+        }
+        // The name alone decides, as for Elasticsearch's: a rejection behind another status
+        // (a proxy rewriting it, say) is still back-pressure, not a bad document to dead-letter.
+        let other_status =
+            String::from_utf8_lossy(OPENSEARCH_2_19_FULL_QUEUE).replace(r#""status":429"#, r#""status":500"#);
+        let BulkVerdict::Items(items) = classify(200, other_status.as_bytes(), 2) else {
+            panic!()
+        };
+        assert!(matches!(&items[0], Retry { status: 500, .. }), "{items:?}");
+        assert!(
+            matches!(classify(429, OPENSEARCH_2_19_REFUSED_BULK, 2), BulkVerdict::RetryAll { reason } if reason.starts_with("HTTP 429: rejected_execution_exception"))
+        );
     }
 
     #[test]

@@ -134,10 +134,30 @@ const SERVERLESS_SKIPS: [Skip; 3] = [
 /// The Dashboards saved objects, compiled in (`dashboards/cloudtrail-audit.ndjson`).
 pub const SAVED_OBJECTS: &str = include_str!("../../dashboards/cloudtrail-audit.ndjson");
 
-/// The saved objects for indices under `prefix`: the index pattern's title is the one place
-/// the shipped file names `cwl-*`.
+/// The log type families' saved objects (`dashboards/logtypes.ndjson`): VPC flow logs and
+/// GuardDuty findings.
+pub const LOGTYPE_OBJECTS: &str = include_str!("../../dashboards/logtypes.ndjson");
+
+/// The title of the CloudTrail index pattern for `prefix`: the daily indices only
+/// ([`template::document_patterns`]), comma-separated as Dashboards takes several patterns.
+pub fn cloudtrail_pattern(prefix: &str) -> String {
+    template::document_patterns(prefix).join(",")
+}
+
+/// The saved objects for indices under `prefix`, CloudTrail's then the families': each index
+/// pattern's title is the one place the shipped files name its indices.
 pub fn saved_objects(prefix: &str) -> String {
-    SAVED_OBJECTS.replace(r#""title":"cwl-*""#, &format!(r#""title":"{prefix}-*""#))
+    let title = |pattern: &str| format!(r#""title":"{pattern}""#);
+    let mut out = SAVED_OBJECTS.replace(&title(&cloudtrail_pattern("cwl")), &title(&cloudtrail_pattern(prefix)));
+    let mut families = LOGTYPE_OBJECTS.to_owned();
+    for family in ["vpcflow", "guardduty"] {
+        families = families.replace(
+            &title(&format!("cwl-{family}-*")),
+            &title(&format!("{prefix}-{family}-*")),
+        );
+    }
+    out.push_str(&families);
+    out
 }
 
 /// The `multipart/form-data` body Dashboards' import API takes, and its boundary.
@@ -258,10 +278,20 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
     };
     let lifecycle = (retention_kind == Some("ilm")).then(|| policy_id(prefix));
     let mut templates = put_document_templates(&client, prefix, &cluster, config, lifecycle.as_deref()).await?;
-    let name = template::deadletter_template_name(prefix);
-    let body = template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref());
-    let change = put_template(&client, &name, body, &[]).await?;
-    templates.push((name, change));
+    let mut bodies = vec![(
+        template::deadletter_template_name(prefix),
+        template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref()),
+    )];
+    // One per log type family, each installed (and fingerprinted) like the dead-letter one.
+    bodies.extend(template::family_templates(
+        prefix,
+        config.index_replicas,
+        lifecycle.as_deref(),
+    ));
+    for (name, body) in bodies {
+        let change = put_template(&client, &name, body, &[]).await?;
+        templates.push((name, change));
+    }
     let retention = match (config.retention_days, retention_kind) {
         (0, _) => Retention::Disabled,
         (_, Some("ism")) => Retention::Installed {
@@ -638,8 +668,17 @@ mod tests {
     #[test]
     fn saved_objects_follow_the_prefix() {
         let objects = saved_objects("audit");
-        assert_eq!(objects.matches(r#""title":"audit-*""#).count(), 1);
-        assert!(!objects.contains("cwl-*"));
+        assert_eq!(
+            objects
+                .matches(
+                    r#""title":"audit-1*,audit-2*,audit-3*,audit-4*,audit-5*,audit-6*,audit-7*,audit-8*,audit-9*""#
+                )
+                .count(),
+            1
+        );
+        assert_eq!(objects.matches(r#""title":"audit-vpcflow-*""#).count(), 1);
+        assert_eq!(objects.matches(r#""title":"audit-guardduty-*""#).count(), 1);
+        assert!(!objects.contains(r#""title":"cwl-"#), "every pattern retargeted");
         for line in objects.lines() {
             serde_json::from_str::<Value>(line).unwrap();
         }
@@ -647,7 +686,8 @@ mod tests {
         let text = String::from_utf8(body).unwrap();
         assert!(text.starts_with(&format!("--{boundary}\r\n")));
         assert!(text.ends_with(&format!("\r\n--{boundary}--\r\n")));
-        assert!(text.contains(SAVED_OBJECTS));
+        assert!(text.contains(&saved_objects("cwl")));
+        assert_eq!(saved_objects("cwl"), format!("{SAVED_OBJECTS}{LOGTYPE_OBJECTS}"));
     }
 
     #[test]

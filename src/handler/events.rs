@@ -1,6 +1,6 @@
-//! The shapes of the Lambda events the function accepts, borrowed from the invocation's
-//! bytes: one struct whose optional fields tell the sources apart (CloudWatch Logs, Kinesis,
-//! S3 notifications direct or through SQS or SNS, and the S3 test event).
+//! The event shapes, borrowed from the invocation's bytes: one struct whose optional fields tell
+//! the sources apart (CloudWatch Logs, Kinesis, SQS, SNS, S3 notifications and test event, S3
+//! Batch Operations), and the answers that are not a summary (batch failures, task results).
 
 use std::borrow::Cow;
 
@@ -24,6 +24,115 @@ pub struct Incoming<'a> {
     /// An SNS envelope inside an SQS body: the `Message` is the S3 notification.
     #[serde(rename = "Message", borrow, default)]
     pub message: Option<Cow<'a, str>>,
+    /// S3 Batch Operations: the job's `InvocationSchemaVersion`, `"1.0"` or `"2.0"`.
+    #[serde(rename = "invocationSchemaVersion", borrow, default)]
+    pub invocation_schema_version: Option<Cow<'a, str>>,
+    /// S3 Batch Operations: the invocation's id, copied into the response.
+    #[serde(rename = "invocationId", borrow, default)]
+    pub invocation_id: Option<Cow<'a, str>>,
+    /// S3 Batch Operations: the job (its id; `userArguments` in 2.0, unused).
+    #[serde(borrow, default)]
+    pub job: Option<BatchJob<'a>>,
+    /// S3 Batch Operations: the tasks, one object each (every example has one).
+    #[serde(borrow, default)]
+    pub tasks: Vec<BatchTask<'a>>,
+}
+
+/// `job` of an S3 Batch Operations event.
+#[derive(Debug, Default, Deserialize)]
+pub struct BatchJob<'a> {
+    /// The job's id (a UUID).
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+}
+
+/// One task of an S3 Batch Operations event. Every field is optional here, so that a task
+/// missing one is answered (`PermanentFailure`) rather than failing the whole invocation.
+#[derive(Debug, Default, Deserialize)]
+pub struct BatchTask<'a> {
+    /// The task's id, copied into its result.
+    #[serde(rename = "taskId", borrow, default)]
+    pub task_id: Cow<'a, str>,
+    /// The object's key, URL-encoded.
+    #[serde(rename = "s3Key", borrow, default)]
+    pub s3_key: Option<Cow<'a, str>>,
+    /// The manifest's version id, or `null`.
+    #[serde(rename = "s3VersionId", borrow, default)]
+    pub s3_version_id: Option<Cow<'a, str>>,
+    /// Schema 1.0: `arn:aws:s3:::bucket`.
+    #[serde(rename = "s3BucketArn", borrow, default)]
+    pub s3_bucket_arn: Option<Cow<'a, str>>,
+    /// Schema 2.0: the bucket's name (`s3Bucket` in AWS's examples and Powertools).
+    #[serde(rename = "s3Bucket", borrow, default)]
+    pub s3_bucket: Option<Cow<'a, str>>,
+    /// Schema 2.0 as aws-lambda-java-libs spells it.
+    #[serde(rename = "s3BucketName", borrow, default)]
+    pub s3_bucket_name: Option<Cow<'a, str>>,
+}
+
+impl BatchTask<'_> {
+    /// The bucket, from whichever field the schema uses: 2.0's name, or the text after the
+    /// last `:` of 1.0's ARN (bucket names have no `:`).
+    pub fn bucket(&self) -> Option<&str> {
+        let name = self.s3_bucket.as_deref().or(self.s3_bucket_name.as_deref());
+        let from_arn = || self.s3_bucket_arn.as_deref().and_then(|arn| arn.rsplit(':').next());
+        name.or_else(from_arn).filter(|b| !b.is_empty())
+    }
+}
+
+/// An S3 Batch Operations event, as the handler reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchEvent<'e, 'a> {
+    /// `invocationSchemaVersion`, copied into the response.
+    pub schema: &'e str,
+    /// `invocationId`, copied into the response.
+    pub invocation_id: &'e str,
+    /// The job's id, for the logs.
+    pub job_id: &'e str,
+    /// The tasks.
+    pub tasks: &'e [BatchTask<'a>],
+}
+
+/// The per-task answer to an S3 Batch Operations invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOperationsResponse {
+    /// The request's, copied.
+    #[serde(rename = "invocationSchemaVersion")]
+    pub invocation_schema_version: String,
+    /// The result of a task this answer leaves out (none, unless a bug): retried, since
+    /// every retry is idempotent.
+    #[serde(rename = "treatMissingKeysAs")]
+    pub treat_missing_keys_as: ResultCode,
+    /// The request's, copied.
+    #[serde(rename = "invocationId")]
+    pub invocation_id: String,
+    /// One per task, in the request's order.
+    pub results: Vec<TaskResult>,
+}
+
+/// One task's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The task's, copied.
+    #[serde(rename = "taskId")]
+    pub task_id: String,
+    /// What happened.
+    #[serde(rename = "resultCode")]
+    pub result_code: ResultCode,
+    /// One line for the completion report: the counts, or the reason with the `s3://` URL.
+    #[serde(rename = "resultString")]
+    pub result_string: String,
+}
+
+/// S3 Batch Operations' result codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResultCode {
+    /// Done: the file's events are indexed, already present or dead-lettered.
+    Succeeded,
+    /// Retryable (throttling, timeouts, the deadline): Batch Operations redrives the task.
+    TemporaryFailure,
+    /// Will fail again (not a CloudTrail file, over the size cap, missing): reported.
+    PermanentFailure,
 }
 
 /// `awslogs` of a CloudWatch Logs event, borrowed.

@@ -3,10 +3,12 @@
 //! `source`), runs it through one file per source, and logs one summary line and one EMF
 //! metrics line per invocation.
 //!
-//! - `awslogs`, `kinesis`, `sqs`, `sns`, `s3`, `test_event`: one file per [`Source`].
+//! - `awslogs`, `kinesis`, `sqs`, `sns`, `s3`, `test_event`, `batch_operations`: one file
+//!   per [`Source`].
 //! - `events`: the event shapes, borrowed from the invocation's bytes.
 
 mod awslogs;
+mod batch_operations;
 pub mod events;
 mod kinesis;
 mod s3;
@@ -26,10 +28,12 @@ use crate::indexer::Indexer;
 use crate::ingest::CloudWatchLogsEvent;
 use crate::pipeline::{Sink, Summary};
 use events::Incoming;
-pub use events::{BatchResponse, ItemFailure};
+pub use events::{BatchOperationsResponse, BatchResponse, ItemFailure, ResultCode, TaskResult};
 pub use source::Source;
 
 /// What the function answers.
+// One per invocation, serialised straight away: a box would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Response {
@@ -37,6 +41,8 @@ pub enum Response {
     Summary(Summary),
     /// Kinesis and SQS batches: the records to retry.
     Batch(BatchResponse),
+    /// S3 Batch Operations: one result per task.
+    BatchOperations(BatchOperationsResponse),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -59,7 +65,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// What [`Indexer::dispatch`] did with one event.
 #[derive(Debug)]
 pub struct Dispatched {
-    /// The source the event was (`awslogs`, `kinesis`, `sqs`, `s3`), as logged.
+    /// The source the event was (`awslogs`, `kinesis`, `sqs`, `s3`, `batch-operations`), as logged.
     pub input: &'static str,
     /// What was done, even when the event failed part way.
     pub summary: Summary,
@@ -68,10 +74,15 @@ pub struct Dispatched {
 }
 
 impl Dispatched {
-    /// The number of batch items reported for retry.
+    /// The number of batch items reported for retry, or Batch Operations tasks not done.
     pub fn item_failures(&self) -> usize {
         match &self.result {
             Ok(Response::Batch(b)) => b.batch_item_failures.len(),
+            Ok(Response::BatchOperations(b)) => b
+                .results
+                .iter()
+                .filter(|r| r.result_code != ResultCode::Succeeded)
+                .count(),
             _ => 0,
         }
     }
@@ -95,7 +106,8 @@ impl Indexer {
 
     /// Lambda entry point for any accepted event, told apart by its shape: a CloudWatch
     /// Logs subscription, Kinesis records (CloudWatch Logs through a stream), S3
-    /// notifications direct, through SNS, or through SQS (with or without SNS). Processes it
+    /// notifications direct, through SNS, or through SQS (with or without SNS), S3 Batch
+    /// Operations tasks. Processes it
     /// before `context.deadline` and logs exactly one summary line.
     pub async fn handle_event<S: Sink>(
         &self,
@@ -156,6 +168,10 @@ fn log_invocation(request_id: &str, input: &str, s: &Summary, item_failures: usi
         other_json = s.other_json,
         text = s.text,
         invalid = s.invalid,
+        vpcflow = s.vpcflow,
+        guardduty = s.guardduty,
+        resolver = s.resolver,
+        waf = s.waf,
         requests = d.requests,
         splits = d.splits,
         repaired = d.repaired,

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use super::events::{AwsLogsRef, BatchResponse, EventRecord, Incoming, ItemFailure};
-use super::{Response, awslogs, kinesis, s3, sns, sqs, test_event};
+use super::events::{AwsLogsRef, BatchEvent, BatchResponse, EventRecord, Incoming, ItemFailure};
+use super::{Response, awslogs, batch_operations, kinesis, s3, sns, sqs, test_event};
 use crate::indexer::{HandlerError, Indexer};
 use crate::pipeline::{Sink, Summary};
 
@@ -27,6 +27,8 @@ pub enum Source<'e, 'a> {
     SnsEnvelope(&'e str),
     /// `s3:TestEvent`, sent when a notification is configured: skipped.
     TestEvent,
+    /// An S3 Batch Operations invocation: tasks, each naming one CloudTrail file.
+    BatchOperations(BatchEvent<'e, 'a>),
 }
 
 impl<'e, 'a> Source<'e, 'a> {
@@ -34,6 +36,14 @@ impl<'e, 'a> Source<'e, 'a> {
     pub fn of(incoming: &'e Incoming<'a>) -> Option<Self> {
         if let Some(awslogs) = &incoming.awslogs {
             return Some(Self::AwsLogs(awslogs));
+        }
+        if let Some(schema) = &incoming.invocation_schema_version {
+            return Some(Self::BatchOperations(BatchEvent {
+                schema,
+                invocation_id: incoming.invocation_id.as_deref().unwrap_or_default(),
+                job_id: incoming.job.as_ref().and_then(|j| j.id.as_deref()).unwrap_or_default(),
+                tasks: &incoming.tasks,
+            }));
         }
         let records = incoming.records.as_slice();
         if let Some(first) = records.first() {
@@ -67,6 +77,7 @@ impl<'e, 'a> Source<'e, 'a> {
             Self::Kinesis(_) => "kinesis",
             Self::Sqs(_) => "sqs",
             Self::Sns(_) | Self::S3(_) | Self::SnsEnvelope(_) | Self::TestEvent => "s3",
+            Self::BatchOperations(_) => "batch-operations",
         }
     }
 }
@@ -107,6 +118,11 @@ impl Indexer {
             Source::AwsLogs(awslogs) => awslogs::process(&mut run, &awslogs.data).await?,
             Source::Kinesis(records) => return Ok(Response::Batch(kinesis::process(&mut run, records).await)),
             Source::Sqs(records) => return Ok(Response::Batch(sqs::process(&mut run, records).await)),
+            Source::BatchOperations(event) => {
+                return Ok(Response::BatchOperations(
+                    batch_operations::process(&mut run, event).await,
+                ));
+            }
             // An SNS envelope arrives only inside an SQS body, never as the event itself.
             Source::SnsEnvelope(_) => return Err(HandlerError::UnknownEvent),
             Source::Sns(_) | Source::S3(_) | Source::TestEvent => notification(source, &mut run).await?,
@@ -127,7 +143,9 @@ pub(crate) fn notification<'s, S: Sink>(
             Source::TestEvent => return test_event::skip(),
             Source::SnsEnvelope(message) => return sns::envelope(run, message).await,
             Source::Sns(records) | Source::S3(records) => records,
-            Source::AwsLogs(_) | Source::Kinesis(_) | Source::Sqs(_) => return Err(HandlerError::UnknownEvent),
+            Source::AwsLogs(_) | Source::Kinesis(_) | Source::Sqs(_) | Source::BatchOperations(_) => {
+                return Err(HandlerError::UnknownEvent);
+            }
         };
         let mut first_error = None;
         for record in records {

@@ -157,11 +157,7 @@ impl<'a> BulkEncoder<'a> {
     pub fn new(config: &'a Config, envelope: &'a Envelope<'a>) -> Self {
         Self {
             config,
-            origin: Origin {
-                owner: &envelope.owner,
-                log_group: &envelope.log_group,
-                log_stream: &envelope.log_stream,
-            },
+            origin: Origin::of(config, envelope),
             events: &envelope.log_events,
             next: 0,
             enrichment: None,
@@ -200,14 +196,14 @@ impl<'a> BulkEncoder<'a> {
         let max = self.config.bulk_max_bytes;
         while let Some(event) = self.events.get(self.next) {
             let start = chunk.body.len();
-            let enrich = self.enrichment.map(|e| (e, &mut self.signals));
             let kind = document::write_document(
                 &mut chunk.body,
                 self.config,
                 &self.origin,
                 event,
                 self.full_text,
-                enrich,
+                self.enrichment,
+                Some(&mut self.signals),
             );
             if chunk.body.len() > max && !chunk.items.is_empty() {
                 // Does not fit: leave it for the next chunk. One wasted encode per chunk.

@@ -2,14 +2,19 @@
 //! deterministic `_id`) and the document line, written straight into the body buffer.
 
 use std::io::Write as _;
+use std::net::IpAddr;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
+use super::family::{EventMeta, GeoFacts, GeoLookup, time_from_millis as millis_to_time, write_timestamp};
+use super::guardduty_doc::{self, FindingOutcome, FindingSummary};
 use super::json::{write_escaped, write_json_str};
 use super::promoted::write_promoted;
-use crate::config::{BulkAction, Config, RawMessage};
+use super::{resolver_doc, vpcflow_doc, waf_doc};
+use crate::config::{BulkAction, Config, FlowFormat, RawMessage, Severity};
 use crate::ingest::event_id::{MAX_ID_BYTES, id_parts, parse_event_time};
-use crate::ingest::{self, Field, LogEvent, Message, Placement, Record};
+use crate::ingest::guardduty::SeverityLabel;
+use crate::ingest::{self, Envelope, Field, LogEvent, LogType, Message, Placement, Record};
 use crate::signals::{self, Enrichment, Findings, Geo, SignalMatch, Signals};
 
 /// What kind of document an item holds, for counters and the dead-letter path.
@@ -23,6 +28,15 @@ pub enum DocKind {
     Text,
     /// A record that failed to parse, kept as `@message` with `@parse_error`.
     Invalid,
+    /// A VPC flow log record in `<prefix>-vpcflow-*` (one that did not split into its
+    /// format's fields too, with `@parse_error`).
+    VpcFlow,
+    /// A GuardDuty finding version in `<prefix>-guardduty-*`.
+    GuardDuty,
+    /// A Route 53 Resolver query in `<prefix>-resolver-*`.
+    Resolver,
+    /// An AWS WAF request in `<prefix>-waf-*`.
+    Waf,
 }
 
 impl DocKind {
@@ -33,6 +47,10 @@ impl DocKind {
             Self::OtherJson => "other_json",
             Self::Text => "text",
             Self::Invalid => "invalid",
+            Self::VpcFlow => "vpcflow",
+            Self::GuardDuty => "guardduty",
+            Self::Resolver => "resolver",
+            Self::Waf => "waf",
         }
     }
 }
@@ -46,6 +64,21 @@ pub struct Origin<'a> {
     pub log_group: &'a str,
     /// `@log_stream`.
     pub log_stream: &'a str,
+    /// The log group's flow log format, when the configuration makes it a flow-log group
+    /// (`Config::flow_logs.format_for`, looked up once per envelope).
+    pub flow_format: Option<&'a FlowFormat>,
+}
+
+impl<'a> Origin<'a> {
+    /// The origin of an envelope's events, its flow log format looked up once.
+    pub fn of(config: &'a Config, envelope: &'a Envelope<'a>) -> Self {
+        Self {
+            owner: &envelope.owner,
+            log_group: &envelope.log_group,
+            log_stream: &envelope.log_stream,
+            flow_format: config.flow_logs.format_for(&envelope.log_group),
+        }
+    }
 }
 
 /// The start of a `create` action line, and of an `index` one (no `_id`).
@@ -62,22 +95,117 @@ pub fn write_item(out: &mut Vec<u8>, config: &Config, origin: &Origin<'_>, event
         event,
         config.full_text_subtrees.enabled(None),
         None,
+        None,
     )
 }
 
-/// Appends the action line and the document line for `event` to `out`; with `full_text`, a
-/// CloudTrail record's free-form fields get `@json` text copies; with `enrich`, it also gets
-/// `source.geo`/`source.as` and `signal`, and its matches are kept in the invocation's
-/// [`Signals`].
+/// Appends the action line and the document line for `event` to `out`, in the index of its
+/// log type. With `full_text`, a CloudTrail record's free-form fields get `@json` text copies.
+/// With `enrichment`, a CloudTrail record also gets `source.geo`/`source.as` and `signal`, and
+/// the other families GeoIP facts for their public addresses; rule matches and GuardDuty
+/// findings are kept in the invocation's [`Signals`] for its alert.
 pub fn write_document(
     out: &mut Vec<u8>,
     config: &Config,
     origin: &Origin<'_>,
     event: &LogEvent<'_>,
     full_text: bool,
+    enrichment: Option<&Enrichment>,
+    signals: Option<&mut Signals>,
+) -> DocKind {
+    let message = &event.message;
+    let keep_message = config.raw_message == RawMessage::Always;
+    let doc_id = event_id(event);
+    let meta = EventMeta {
+        id: &event.id,
+        doc_id: &doc_id,
+        timestamp_ms: event.timestamp,
+        owner: origin.owner,
+        log_group: origin.log_group,
+        log_stream: origin.log_stream,
+    };
+    let geo_db = enrichment.map(|e| &e.geo).filter(|g| !g.is_empty());
+    let lookup = |ip: IpAddr| {
+        geo_db
+            .filter(|_| signals::geo::is_public(&ip))
+            .map(|db| GeoFacts::from(db.lookup(ip)))
+    };
+    let geo: Option<GeoLookup<'_>> = geo_db.map(|_| &lookup as GeoLookup<'_>);
+    let prefix = &config.index_prefix;
+    match ingest::classify_event(&config.flow_logs, origin.flow_format, message) {
+        LogType::CloudTrail(r) => write_classic(
+            out,
+            config,
+            origin,
+            event,
+            Message::CloudTrail(r),
+            full_text,
+            enrichment.zip(signals),
+        ),
+        LogType::OtherJson => write_classic(out, config, origin, event, Message::OtherJson, false, None),
+        LogType::Text => write_classic(out, config, origin, event, Message::Text, false, None),
+        LogType::Invalid(e) => write_classic(out, config, origin, event, Message::Invalid(e), false, None),
+        LogType::VpcFlow(parsed) => {
+            vpcflow_doc::write_flow_item(out, prefix, &meta, message, &parsed, keep_message, geo);
+            DocKind::VpcFlow
+        }
+        LogType::GuardDuty(parsed) => {
+            if let (FindingOutcome::Finding(f), Some(signals)) = (
+                guardduty_doc::write_finding_item(out, prefix, &meta, message, &parsed, geo),
+                signals,
+            ) && let Some(m) = finding_match(&f)
+            {
+                signals.matches.push(m);
+            }
+            DocKind::GuardDuty
+        }
+        LogType::Resolver(q) => {
+            resolver_doc::write_resolver_item(out, prefix, &meta, message, &q, keep_message, geo);
+            DocKind::Resolver
+        }
+        LogType::Waf(w) => {
+            waf_doc::write_waf_item(out, prefix, &meta, message, &w, keep_message, geo);
+            DocKind::Waf
+        }
+    }
+}
+
+/// The alert entry of a GuardDuty finding: its severity label as the alert severity, so
+/// `ALERT_MIN_SEVERITY` applies to findings as to rule matches. A finding without a usable
+/// severity does not alert. Sample findings alert too ("Generate sample findings" is how an
+/// operator tests the path), titled as samples.
+fn finding_match(f: &FindingSummary) -> Option<SignalMatch> {
+    let severity = match f.label? {
+        SeverityLabel::Low => Severity::Low,
+        SeverityLabel::Medium => Severity::Medium,
+        SeverityLabel::High => Severity::High,
+        SeverityLabel::Critical => Severity::Critical,
+    };
+    let title = f.title.clone().unwrap_or_else(|| f.finding_type.clone());
+    Some(SignalMatch {
+        rule: format!("{}{}", signals::GUARDDUTY_RULE_PREFIX, f.finding_type),
+        title: if f.sample { format!("[sample] {title}") } else { title },
+        severity,
+        principal: f.resource_ids.first().cloned(),
+        source_ip: f.actor_ip.map(|ip| ip.to_string()),
+        country: None,
+        event_name: Some(f.finding_type.clone()),
+        event_time: f.updated_at.clone(),
+        index: f.index.clone(),
+        id: f.doc_id.clone(),
+    })
+}
+
+/// The CloudTrail path and the messages kept as `@message`, in `<prefix>-YYYY.MM.DD`.
+fn write_classic(
+    out: &mut Vec<u8>,
+    config: &Config,
+    origin: &Origin<'_>,
+    event: &LogEvent<'_>,
+    message: Message<'_>,
+    full_text: bool,
     enrich: Option<(&Enrichment, &mut Signals)>,
 ) -> DocKind {
-    let message = ingest::classify(&event.message);
     let (kind, record) = match &message {
         Message::CloudTrail(r) => (DocKind::CloudTrail, Some(r)),
         Message::OtherJson => (DocKind::OtherJson, None),
@@ -341,14 +469,6 @@ fn cloudtrail_id<'r>(record: &'r Record<'_>) -> Option<(Option<&'r str>, &'r str
     id_parts(record.recipient_account_id.as_deref(), record.event_id.as_deref())
 }
 
-/// A log event timestamp as a time; out-of-range values become the epoch, deterministically,
-/// so a redelivery still lands on the same index.
-fn millis_to_time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms)
-        .filter(|t| (1000..=9999).contains(&t.year()))
-        .unwrap_or(DateTime::UNIX_EPOCH)
-}
-
 /// `<prefix>-YYYY.MM.DD` of `time` in UTC.
 pub fn write_index_name(out: &mut Vec<u8>, prefix: &str, time: &DateTime<Utc>) {
     out.extend_from_slice(prefix.as_bytes());
@@ -363,22 +483,6 @@ pub fn index_name(prefix: &str, time: &DateTime<Utc>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form JavaScript's `toISOString()` gives, which the
-/// console function wrote and OpenSearch's default date format reads.
-fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.timestamp_subsec_millis().min(999)
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +494,7 @@ mod tests {
         owner: "111122223333",
         log_group: "CloudTrail/logs",
         log_stream: "111122223333_CloudTrail_eu-west-1",
+        flow_format: None,
     };
 
     fn event(message: &str, timestamp: i64) -> LogEvent<'_> {
@@ -522,10 +627,7 @@ mod tests {
     #[test]
     fn plain_text_and_other_json_keep_the_raw_message_only() {
         for (msg, kind) in [
-            (
-                "2 123456789010 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 1620000000 1620000060 ACCEPT OK",
-                DocKind::Text,
-            ),
+            ("START RequestId: 8f5a Version: $LATEST", DocKind::Text),
             (r#"{"level":"info","eventName":7}"#, DocKind::OtherJson),
         ] {
             let (got, action, doc) = item(&Config::default(), msg, 1_620_000_000_000);
@@ -534,6 +636,69 @@ mod tests {
             assert_eq!(doc.as_object().unwrap().len(), 6, "{doc}");
             assert_eq!(action["create"]["_index"], "cwl-2021.05.03");
         }
+    }
+
+    #[test]
+    fn each_log_type_lands_in_its_own_family_index() {
+        let flow = "2 123456789010 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 1620000000 1620000060 ACCEPT OK";
+        let (kind, action, doc) = item(&Config::default(), flow, 1_700_000_000_000);
+        assert_eq!(kind, DocKind::VpcFlow);
+        assert_eq!(action["create"]["_index"], "cwl-vpcflow-2021.05.03", "the day of start");
+        assert_eq!(
+            action["create"]["_id"], "36000000000000000000000000000000000000000000000000000001",
+            "the log event id"
+        );
+        assert_eq!(doc["destination"]["port"], 49152);
+        // In a flow-log group, a record of the wrong field count is kept with the reason.
+        let format = FlowFormat::default_v2();
+        let origin = Origin {
+            flow_format: Some(&format),
+            ..ORIGIN
+        };
+        let mut out = Vec::new();
+        let kind = write_item(
+            &mut out,
+            &Config::default(),
+            &origin,
+            &event("2 1 eni-1 short", 1_700_000_000_000),
+        );
+        assert_eq!(kind, DocKind::VpcFlow);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["create"]["_index"], "cwl-vpcflow-2023.11.14");
+        assert_eq!(lines[1]["@message"], "2 1 eni-1 short");
+        assert!(
+            lines[1]["@parse_error"].as_str().unwrap().contains("14"),
+            "{}",
+            lines[1]
+        );
+
+        let finding = r#"{"version":"0","id":"e1","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"111122223333","time":"2024-05-06T07:08:09Z","region":"eu-west-1","detail":{"schemaVersion":"2.0","accountId":"111122223333","region":"eu-west-1","id":"f1","type":"Recon:EC2/PortProbeUnprotectedPort","severity":8,"createdAt":"2024-05-01T00:00:00.000Z","updatedAt":"2024-05-06T07:00:00.000Z","title":"Unprotected port probed","resource":{"resourceType":"Instance","instanceDetails":{"instanceId":"i-1"}},"service":{"count":3}}}"#;
+        let mut signals = Signals::default();
+        let mut out = Vec::new();
+        let kind = write_document(
+            &mut out,
+            &Config::default(),
+            &ORIGIN,
+            &event(finding, 0),
+            false,
+            None,
+            Some(&mut signals),
+        );
+        assert_eq!(kind, DocKind::GuardDuty);
+        let action: Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(
+            action,
+            json!({"create": {"_index": "cwl-guardduty-2024.05.06", "_id": "f1:2024-05-06T07:00:00.000Z"}})
+        );
+        assert_eq!(signals.matches.len(), 1, "a high finding is an alert candidate");
+        let m = &signals.matches[0];
+        assert_eq!(m.severity, Severity::High);
+        assert_eq!(m.rule, "guardduty:Recon:EC2/PortProbeUnprotectedPort");
+        assert_eq!(
+            (m.index.as_str(), m.id.as_str()),
+            ("cwl-guardduty-2024.05.06", "f1:2024-05-06T07:00:00.000Z")
+        );
     }
 
     #[test]
@@ -616,7 +781,8 @@ mod tests {
             &ORIGIN,
             &event(msg, 0),
             true,
-            Some((&enrichment, &mut signals)),
+            Some(&enrichment),
+            Some(&mut signals),
         );
         let doc: Value = serde_json::from_slice(out.split(|b| *b == b'\n').nth(1).unwrap()).unwrap();
         assert_eq!(doc["source"]["ip"], "1.1.1.1");

@@ -9,14 +9,22 @@
 //! - `bulk`: the body and its chunks, each item's byte range kept for re-slicing on retry.
 //! - `template`: the document and dead-letter templates, built from [`crate::schema`].
 //! - `dead_letter`, `repair`: the dead-letter document and the duplicate-key re-encoding.
+//! - `family`: what the other log types' writers share (daily `<prefix>-<family>-*` index,
+//!   typed fields, `@unindexed`, templates from a field table); one writer each:
+//!   `vpcflow_doc`, `guardduty_doc`, `resolver_doc`, `waf_doc`.
 
 pub(crate) mod bulk;
 pub(crate) mod dead_letter;
 pub(crate) mod document;
+pub(crate) mod family;
+pub(crate) mod guardduty_doc;
 pub(crate) mod json;
 pub(crate) mod promoted;
 pub(crate) mod repair;
+pub(crate) mod resolver_doc;
 pub(crate) mod template;
+pub(crate) mod vpcflow_doc;
+pub(crate) mod waf_doc;
 
 pub use bulk::{BulkChunk, BulkEncoder, Item, Target};
 pub use dead_letter::{Failure, dead_letter_index, write_dead_letter};
@@ -25,5 +33,6 @@ pub use json::{write_escaped, write_json_str};
 pub use repair::push_repaired;
 pub use template::{
     COMPONENTS, Composed, Flavor, TEMPLATE_VERSION, component_name, composed_templates, deadletter_prefix,
-    deadletter_template, deadletter_template_name, document_template, template_name,
+    deadletter_template, deadletter_template_name, document_patterns, document_template, family_templates,
+    template_name,
 };

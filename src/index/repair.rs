@@ -22,11 +22,7 @@ pub fn push_repaired(
     let Some(repaired) = envelope.log_events.get(event).and_then(deduplicated) else {
         return false;
     };
-    let origin = Origin {
-        owner: &envelope.owner,
-        log_group: &envelope.log_group,
-        log_stream: &envelope.log_stream,
-    };
+    let origin = Origin::of(config, envelope);
     chunk.push_item(event, kind, |out| {
         document::write_item(out, config, &origin, &repaired);
     });

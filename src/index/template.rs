@@ -257,8 +257,40 @@ fn platform_fields(properties: &mut Map<String, Value>, flavor: Flavor) {
     }
 }
 
-/// The composable index template for `<prefix>-*`, with `replicas` and an ILM policy
-/// (Elasticsearch) if given.
+/// The index patterns of the CloudTrail (and `@message`) daily indices: `<prefix>-1*` to
+/// `<prefix>-9*`. A daily index name goes on with its four-digit year (1000 to 9999), so the
+/// log type families (`<prefix>-vpcflow-*`, ...) and dead letters (`<prefix>-deadletter-*`)
+/// never match: their documents can never be mapped by this template, whatever the priorities.
+pub fn document_patterns(prefix: &str) -> Vec<String> {
+    (1..=9).map(|d| format!("{prefix}-{d}*")).collect()
+}
+
+/// The log type families' templates, `(name, body)`: one per family, each built from its
+/// writer's field table (`<prefix>-vpcflow-*`, `-guardduty-*`, `-resolver-*`, `-waf-*`).
+pub fn family_templates(prefix: &str, replicas: Option<u32>, lifecycle: Option<&str>) -> Vec<(String, Value)> {
+    use super::{guardduty_doc, resolver_doc, vpcflow_doc, waf_doc};
+    [
+        (
+            vpcflow_doc::FAMILY,
+            vpcflow_doc::vpcflow_template(prefix, replicas, lifecycle),
+        ),
+        (
+            guardduty_doc::FAMILY,
+            guardduty_doc::guardduty_template(prefix, replicas, lifecycle),
+        ),
+        (
+            resolver_doc::FAMILY,
+            resolver_doc::resolver_template(prefix, replicas, lifecycle),
+        ),
+        (waf_doc::FAMILY, waf_doc::waf_template(prefix, replicas, lifecycle)),
+    ]
+    .into_iter()
+    .map(|(family, body)| (super::family::template_name(prefix, family), body))
+    .collect()
+}
+
+/// The composable index template for the daily indices [`document_patterns`] names, with
+/// `replicas` and an ILM policy (Elasticsearch) if given.
 pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, lifecycle: Option<&str>) -> Value {
     let mut properties: Map<String, Value> = CLOUDTRAIL_FIELDS
         .iter()
@@ -312,7 +344,7 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, li
     }
     platform_fields(&mut properties, flavor);
     let mut template = json!({
-        "index_patterns": [format!("{prefix}-*")],
+        "index_patterns": document_patterns(prefix),
         "priority": 100,
         "version": TEMPLATE_VERSION,
         "_meta": {"managed_by": "cwl-indexer", "flavor": flavor.as_str()},
@@ -415,7 +447,8 @@ mod tests {
     fn the_template_maps_every_schema_field() {
         let t = document_template("cwl", Flavor::FlatObject, None, None);
         let props = &t["template"]["mappings"]["properties"];
-        assert_eq!(t["index_patterns"], json!(["cwl-*"]));
+        assert_eq!(t["index_patterns"][0], "cwl-1*");
+        assert_eq!(t["index_patterns"][8], "cwl-9*");
         assert_eq!(props["eventName"]["type"], "keyword");
         assert_eq!(props["sourceIPAddress"]["type"], "keyword");
         assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
@@ -460,6 +493,43 @@ mod tests {
         assert_eq!(d["template"]["settings"]["index.number_of_replicas"], 0);
         assert_eq!(d["template"]["settings"]["index.lifecycle.name"], "p");
         assert!(t["template"]["settings"].get("index.number_of_replicas").is_none());
+    }
+
+    /// Whether a composable template's patterns (`*` wildcards only) match an index name.
+    fn matches(template: &Value, index: &str) -> bool {
+        template["index_patterns"].as_array().unwrap().iter().any(|p| {
+            let p = p.as_str().unwrap();
+            let (head, tail) = p.split_once('*').unwrap();
+            assert!(!tail.contains('*'), "{p}");
+            index.starts_with(head) && index.ends_with(tail) && index.len() >= head.len() + tail.len()
+        })
+    }
+
+    #[test]
+    fn each_index_is_matched_by_one_template_only() {
+        let doc = document_template("cwl", Flavor::FlatObject, None, None);
+        let dead = deadletter_template("cwl", None, None);
+        let families = family_templates("cwl", None, None);
+        assert_eq!(families.len(), 4);
+        let mut all: Vec<(String, &Value)> = vec![("document".into(), &doc), ("deadletter".into(), &dead)];
+        all.extend(families.iter().map(|(n, t)| (n.clone(), t)));
+        for (index, wanted) in [
+            ("cwl-2024.05.06", "document"),
+            ("cwl-1970.01.01", "document"),
+            ("cwl-9999.12.31", "document"),
+            ("cwl-deadletter-2024.05.06", "deadletter"),
+            ("cwl-vpcflow-2024.05.06", "cwl-indexer-cwl-vpcflow"),
+            ("cwl-guardduty-2024.05.06", "cwl-indexer-cwl-guardduty"),
+            ("cwl-resolver-2024.05.06", "cwl-indexer-cwl-resolver"),
+            ("cwl-waf-2024.05.06", "cwl-indexer-cwl-waf"),
+        ] {
+            let hits: Vec<&str> = all
+                .iter()
+                .filter(|(_, t)| matches(t, index))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            assert_eq!(hits, vec![wanted], "{index}");
+        }
     }
 
     #[test]

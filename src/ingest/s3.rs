@@ -17,6 +17,18 @@ pub enum S3Error {
         bucket: String,
         /// The key.
         key: String,
+        /// What kind of failure: whether trying again later can help.
+        failure: GetFailure,
+        /// The SDK's error, with its context.
+        reason: String,
+    },
+    /// `PutObject` failed.
+    #[error("s3://{bucket}/{key}: PutObject failed: {reason}")]
+    Put {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
         /// The SDK's error, with its context.
         reason: String,
     },
@@ -43,6 +55,61 @@ pub enum S3Error {
     /// The object is not a usable CloudTrail file.
     #[error(transparent)]
     File(#[from] TrailFileError),
+}
+
+/// What kind of `GetObject` failure, from S3's answer: whether trying again later can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetFailure {
+    /// `NoSuchKey` (or a 404): the object is not there.
+    NoSuchKey,
+    /// `NoSuchBucket`.
+    NoSuchBucket,
+    /// `AccessDenied` (or a 403): the role may not read it.
+    AccessDenied,
+    /// Another 4xx answer (an archived object, a bad request): the same request fails again.
+    Refused,
+    /// Throttling (`SlowDown`, 503), a 5xx, a timeout or a network error: worth another try.
+    Transient,
+}
+
+impl GetFailure {
+    /// Classifies an SDK error: S3's error code when it answered, else its HTTP status; no
+    /// answer at all (connection, timeout) is transient.
+    fn of<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+        e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self {
+        use aws_sdk_s3::error::SdkError;
+        let SdkError::ServiceError(service) = e else {
+            return match e {
+                // The request could not even be built (an empty bucket name, say).
+                SdkError::ConstructionFailure(_) => Self::Refused,
+                _ => Self::Transient,
+            };
+        };
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        match (service.err().code(), status) {
+            (Some("NoSuchKey"), _) | (None, Some(404)) => Self::NoSuchKey,
+            (Some("NoSuchBucket"), _) => Self::NoSuchBucket,
+            (Some("AccessDenied"), _) | (None, Some(403)) => Self::AccessDenied,
+            (Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "Throttling"), _) => {
+                Self::Transient
+            }
+            (_, Some(400..=499)) => Self::Refused,
+            _ => Self::Transient,
+        }
+    }
+}
+
+impl S3Error {
+    /// Whether reading the object again later can succeed: throttling, 5xx, network and
+    /// body errors can; a missing object, a refusal or a file that is not CloudTrail cannot.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Get { failure, .. } => *failure == GetFailure::Transient,
+            Self::Body { .. } | Self::List { .. } | Self::Put { .. } => true,
+            Self::File(_) => false,
+        }
+    }
 }
 
 /// One object of a listing.
@@ -100,6 +167,7 @@ impl TrailStore {
             .map_err(|e| S3Error::Get {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
+                failure: GetFailure::of(&e),
                 reason: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
             })?;
         let mut body = response.body;
@@ -116,6 +184,26 @@ impl TrailStore {
         }
         gunzip.finish()?;
         Ok(read)
+    }
+
+    /// Writes `body` to `s3://bucket/key` with the bucket's default encryption; answers the
+    /// object's ETag without its quotes (the back-fill's Batch Operations manifest).
+    pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<String, S3Error> {
+        let answer = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| S3Error::Put {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                reason: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            })?;
+        Ok(answer.e_tag().unwrap_or_default().trim_matches('"').to_owned())
     }
 
     /// Every object under `prefix`, in key order (S3 lists keys in UTF-8 binary order).

@@ -56,7 +56,23 @@ pub fn compose(
         by_rule.len(),
         if by_rule.len() == 1 { "" } else { "s" }
     );
-    let mut body = format!("{events} CloudTrail events matched detection rules in log group {log_group}.\n");
+    // GuardDuty findings come as `guardduty:<type>` entries, grouped by finding type.
+    let findings: usize = by_rule
+        .iter()
+        .filter(|((_, rule), _)| rule.starts_with(GUARDDUTY_RULE_PREFIX))
+        .map(|(_, (n, _))| n)
+        .sum();
+    let mut body = match (events - findings, findings) {
+        (rules, 0) => format!("{rules} CloudTrail events matched detection rules in log group {log_group}.\n"),
+        (0, found) => format!(
+            "{found} GuardDuty findings at or above {} in log group {log_group}.\n",
+            min_severity.as_str()
+        ),
+        (rules, found) => format!(
+            "{rules} CloudTrail events matched detection rules and {found} GuardDuty findings are at or above {} in log group {log_group}.\n",
+            min_severity.as_str()
+        ),
+    };
     for ((severity, rule), (count, m)) in &by_rule {
         let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
         body.push_str(&format!(
@@ -89,12 +105,21 @@ pub fn compose(
     Some((subject, body))
 }
 
-/// A Discover link showing the document, for the index pattern the dashboards ship.
+/// The rule id prefix of a GuardDuty finding's entry (`guardduty:<finding type>`).
+pub const GUARDDUTY_RULE_PREFIX: &str = "guardduty:";
+
+/// A Discover link showing the document, for the index pattern the dashboards ship (the
+/// GuardDuty one for a finding).
 pub fn discover_link(base: &Url, m: &SignalMatch) -> String {
+    let pattern = if m.rule.starts_with(GUARDDUTY_RULE_PREFIX) {
+        "cwl-indexer-guardduty-index-pattern"
+    } else {
+        "cwl-indexer-index-pattern"
+    };
     let query = format!("_id:\"{}\"", m.id);
     let encoded: String = url::form_urlencoded::byte_serialize(query.replace('\'', "!'").as_bytes()).collect();
     format!(
-        "{}/app/discover#/?_g=(time:(from:now-1y,to:now))&_a=(index:'cwl-indexer-index-pattern',query:(language:lucene,query:'{encoded}'))",
+        "{}/app/discover#/?_g=(time:(from:now-1y,to:now))&_a=(index:'{pattern}',query:(language:lucene,query:'{encoded}'))",
         base.as_str().trim_end_matches('/')
     )
 }
@@ -192,6 +217,47 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("_id%3A%22b%22"), "{body}");
+    }
+
+    #[test]
+    fn guardduty_findings_share_the_message_and_link_to_their_index_pattern() {
+        let mut finding = m(
+            "guardduty:Recon:EC2/PortProbeUnprotectedPort",
+            Severity::High,
+            "f1:2024-05-06T07:00:00Z",
+        );
+        finding.index = "cwl-guardduty-2024.05.06".into();
+        let matches = vec![
+            finding.clone(),
+            finding,
+            m(
+                "guardduty:Policy:S3/BucketBlockPublicAccessDisabled",
+                Severity::Low,
+                "f2",
+            ),
+            m("root-activity", Severity::High, "b"),
+        ];
+        let base = Url::parse("https://search.example.com/_dashboards").unwrap();
+        let (subject, body) = compose(&matches, Severity::High, Some(&base), "/aws/events/guardduty").unwrap();
+        assert_eq!(subject, "[HIGH] cwl-indexer: 3 signals from 2 rules");
+        assert!(
+            body.starts_with(
+                "1 CloudTrail events matched detection rules and 2 GuardDuty findings are at or above high"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("(guardduty:Recon:EC2/PortProbeUnprotectedPort): 2 events"),
+            "{body}"
+        );
+        assert!(!body.contains("BucketBlockPublicAccessDisabled"), "below the threshold");
+        assert!(body.contains("index:'cwl-indexer-guardduty-index-pattern'"), "{body}");
+        assert!(body.contains("index:'cwl-indexer-index-pattern'"), "{body}");
+        let only = compose(&matches[..2], Severity::High, None, "g").unwrap().1;
+        assert!(
+            only.starts_with("2 GuardDuty findings at or above high in log group g."),
+            "{only}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub(crate) mod geo;
 pub(crate) mod rules;
 
 pub use crate::config::Severity;
-pub use alerts::{AlertError, Alerts, compose, discover_link};
+pub use alerts::{AlertError, Alerts, GUARDDUTY_RULE_PREFIX, compose, discover_link};
 pub use enrich::{EnrichError, Enrichment, Findings, SignalMatch, Signals, source_address};
 pub use geo::{Geo, GeoDb, GeoError};
 pub use rules::{DEFAULT_RULES, Rule, RuleSet, RulesError};

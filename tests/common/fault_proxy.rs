@@ -111,6 +111,8 @@ pub struct Seen {
     pub items: usize,
     /// The status sent back to the client; `None` if the connection was dropped (or the request is in flight).
     pub status: Option<u16>,
+    /// The `_id` of each bulk item, in order (empty for an item without one, and when `items` is 0).
+    pub ids: Vec<String>,
 }
 
 impl FaultProxy {
@@ -189,6 +191,11 @@ impl FaultProxy {
         self.shared.lock().always = fault;
     }
 
+    /// Stops (or resumes) the log line the proxy prints for each request.
+    pub fn quiet(&self, quiet: bool) {
+        self.shared.lock().quiet = quiet;
+    }
+
     /// What the proxy saw, in order: one record per request.
     ///
     /// A request is recorded once its body has been read (or, for `ResetMidBody`, abandoned); its status is filled
@@ -224,6 +231,8 @@ struct State {
     plan: VecDeque<Fault>,
     always: Option<Fault>,
     seen: Vec<Seen>,
+    /// No log line per request (a load test's thousands of them).
+    quiet: bool,
 }
 
 impl Shared {
@@ -305,10 +314,14 @@ struct Log<'a> {
     fault: &'a Fault,
     body_bytes: usize,
     items: usize,
+    quiet: bool,
 }
 
 impl Log<'_> {
     fn print(&self, outcome: fmt::Arguments<'_>, note: &str) {
+        if self.quiet {
+            return;
+        }
         let sep = if note.is_empty() { "" } else { ": " };
         eprintln!(
             "fault-proxy :{} {} {} [{} B, {} items] {} -> {outcome}{sep}{note}",
@@ -332,20 +345,22 @@ async fn serve_one(shared: &Shared, conn: &mut Conn, head: Head) -> bool {
         fault: &fault,
         body_bytes: 0,
         items: 0,
+        quiet: shared.lock().quiet,
     };
-    let seen = |body_bytes, items, status| Seen {
+    let seen = |body_bytes, ids: Vec<String>, status| Seen {
         method: head.method.clone(),
         path: head.path.clone(),
         fault: fault.name().to_string(),
         body_bytes,
-        items,
+        items: ids.len(),
         status,
+        ids,
     };
 
     let framing = match head.framing() {
         Ok(framing) => framing,
         Err((status, why)) => {
-            shared.record(seen(0, 0, Some(status)));
+            shared.record(seen(0, Vec::new(), Some(status)));
             log.print(format_args!("{status}"), why);
             let _ = write_reply(&mut conn.stream, &Reply::text(status, why), false, true).await;
             return false;
@@ -360,7 +375,7 @@ async fn serve_one(shared: &Shared, conn: &mut Conn, head: Head) -> bool {
 
     if let Fault::ResetMidBody = fault {
         log.body_bytes = conn.read_part_of_body(&framing).await;
-        shared.record(seen(log.body_bytes, 0, None));
+        shared.record(seen(log.body_bytes, Vec::new(), None));
         log.print(format_args!("connection reset"), "");
         conn.reset();
         return false;
@@ -371,7 +386,7 @@ async fn serve_one(shared: &Shared, conn: &mut Conn, head: Head) -> bool {
         Err(e) => {
             // Only a broken framing deserves an answer; a vanished client gets none.
             let status = (e.kind() == io::ErrorKind::InvalidData).then_some(400);
-            shared.record(seen(conn.buf.len(), 0, status));
+            shared.record(seen(conn.buf.len(), Vec::new(), status));
             let note = format!("reading the body: {e}");
             match status {
                 Some(status) => {
@@ -384,13 +399,19 @@ async fn serve_one(shared: &Shared, conn: &mut Conn, head: Head) -> bool {
         }
     };
     log.body_bytes = body.len();
+    let mut ids = Vec::new();
     if bulk {
-        log.items = decode_body(&head, &body)
+        ids = decode_body(&head, &body)
             .ok()
-            .and_then(|ndjson| parse_bulk(&ndjson).ok().map(|items| items.len()))
-            .unwrap_or(0);
+            .and_then(|ndjson| {
+                parse_bulk(&ndjson)
+                    .ok()
+                    .map(|items| items.into_iter().map(|i| i.id.unwrap_or_default()).collect())
+            })
+            .unwrap_or_default();
+        log.items = ids.len();
     }
-    let index = shared.record(seen(log.body_bytes, log.items, None));
+    let index = shared.record(seen(log.body_bytes, ids, None));
 
     match apply(shared, &head, body, &framing, &fault).await {
         Outcome::Reply(reply, note) => {

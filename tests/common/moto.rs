@@ -47,6 +47,22 @@ pub fn start_moto() -> Moto {
     panic!("moto did not start");
 }
 
+impl Moto {
+    /// The environment that points the CLI's aws-config chain at this server, and at nothing
+    /// of the machine's (no profile, no instance metadata).
+    pub fn cli_env(&self) -> [(&'static str, String); 7] {
+        [
+            ("S3_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
 /// Runs a boto3 snippet against moto; `print` what the test reads.
 pub fn boto(moto: &Moto, script: &str) -> String {
     let full = format!(
@@ -56,4 +72,24 @@ pub fn boto(moto: &Moto, script: &str) -> String {
     let out = Command::new(python()).args(["-c", &full]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// The fixture trail bucket (`fixtures/inputs/trail/`) and its one CloudTrail file.
+pub const TRAIL_BUCKET: &str = "cwl-indexer-fixture-trail";
+/// The fixture CloudTrail file's key.
+pub const TRAIL_KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T0000Z_fixture.json.gz";
+
+/// moto with [`TRAIL_BUCKET`] holding the fixture CloudTrail file at [`TRAIL_KEY`].
+pub fn with_trail_file() -> Moto {
+    let moto = start_moto();
+    let file = super::fixtures().join("inputs/trail").join(TRAIL_KEY);
+    boto(
+        &moto,
+        &format!(
+            "s3 = boto3.client('s3', **kw)\ns3.create_bucket(Bucket={TRAIL_BUCKET:?})\n\
+             s3.upload_file({:?}, {TRAIL_BUCKET:?}, {TRAIL_KEY:?})",
+            file.display().to_string()
+        ),
+    );
+    moto
 }

@@ -138,6 +138,31 @@ pub async fn search(pattern: &str, body: Value) -> Value {
     .await
 }
 
+/// Every (index, `_id`) under `prefix`'s daily indices (dead letters left out), sorted, repeats
+/// kept: what landed, to compare with what must land exactly once.
+pub async fn landed(prefix: &str) -> Vec<(String, String)> {
+    refresh(prefix).await;
+    let hits = search(
+        &format!("{prefix}-*"),
+        json!({"size": 10000, "_source": false, "query": {"match_all": {}}}),
+    )
+    .await;
+    let mut ids: Vec<(String, String)> = hits["hits"]["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{hits}"))
+        .iter()
+        .filter(|h| !h["_index"].as_str().unwrap().contains("-deadletter-"))
+        .map(|h| {
+            (
+                h["_index"].as_str().unwrap().to_owned(),
+                h["_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// Deletes everything a test created under `prefix`: indices and the templates.
 pub async fn cleanup(prefix: &str) {
     call(
@@ -146,10 +171,14 @@ pub async fn cleanup(prefix: &str) {
         None,
     )
     .await;
+    let families = cwl_indexer::index::family_templates(prefix, None, None);
     for name in [
         cwl_indexer::index::template_name(prefix),
         cwl_indexer::index::deadletter_template_name(prefix),
-    ] {
+    ]
+    .into_iter()
+    .chain(families.into_iter().map(|(name, _)| name))
+    {
         call(reqwest::Method::DELETE, &format!("_index_template/{name}"), None).await;
     }
     // After the index template that composes them: a component in use cannot be deleted.

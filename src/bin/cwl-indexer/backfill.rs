@@ -1,6 +1,6 @@
 //! `backfill`: index CloudTrail's own S3 files (a trail bucket's history) with the same
 //! documents and `_id`s the function writes, with bounded concurrency, a progress bar and a
-//! state file of finished keys so that a killed run resumes where it stopped.
+//! resumable state file; or, with `--batch-operations`, have an S3 Batch Operations job do it.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -12,7 +12,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use cwl_indexer::deliver::OpenSearch;
 use cwl_indexer::indexer::{HandlerError, ObjectOutcome};
-use cwl_indexer::ingest::{self, KeyKind};
+use cwl_indexer::ingest::{self, KeyKind, TrailStore};
+use cwl_indexer::ops::{BatchJobs, JobSpec};
 use cwl_indexer::pipeline::WriterSink;
 use cwl_indexer::{Indexer, Sink, Summary};
 use futures_util::StreamExt as _;
@@ -53,6 +54,34 @@ pub struct BackfillArgs {
     /// Draw the progress bar (files, events, bytes) on stderr.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
+    /// Read nothing here: write the files' CSV manifest to --manifest-bucket and create an S3
+    /// Batch Operations job that invokes the function once per file (--dry-run: the manifest only).
+    #[arg(long, requires = "manifest_bucket")]
+    pub batch_operations: bool,
+    /// With --batch-operations: the stack's BatchOperationsBucketName (manifests under
+    /// cwl-indexer/manifests/, completion reports under cwl-indexer/reports/).
+    #[arg(long, requires = "batch_operations")]
+    manifest_bucket: Option<String>,
+    /// With --batch-operations: the role the job assumes (the stack's BatchOperationsRoleArn output).
+    #[arg(long, requires = "batch_operations")]
+    role_arn: Option<String>,
+    /// With --batch-operations: the function the job invokes (the stack's function, its ARN).
+    #[arg(long, requires = "batch_operations")]
+    function_arn: Option<String>,
+    /// With --batch-operations: the job's priority among the account's jobs (higher first).
+    #[arg(long, default_value_t = 10, requires = "batch_operations")]
+    priority: i32,
+    /// With --batch-operations: send S3 Control requests to this URL as given (an
+    /// S3-compatible or test server), instead of https://ACCOUNT.s3-control.REGION.amazonaws.com.
+    #[arg(long, requires = "batch_operations")]
+    s3_control_endpoint: Option<url::Url>,
+}
+
+impl BackfillArgs {
+    /// `--s3-control-endpoint`, if given.
+    pub fn s3_control_endpoint(&self) -> Option<&url::Url> {
+        self.s3_control_endpoint.as_ref()
+    }
 }
 
 /// One file to read.
@@ -141,35 +170,13 @@ pub async fn run(args: BackfillArgs, indexer: &Indexer, opensearch: Option<&Open
     let mut state = State::open(&args.state, !args.dry_run)?;
 
     // List first: the bar needs a length, and the filters need only the keys.
-    let (mut todo, mut skipped_done, mut skipped_other, mut skipped_dates) = (Vec::new(), 0usize, 0usize, 0usize);
-    for url in &args.urls {
-        let (bucket, prefix) =
-            ingest::parse_s3_url(url).ok_or_else(|| anyhow!("{url:?}: expected s3://BUCKET/PREFIX"))?;
-        for object in store.list(bucket, prefix).await? {
-            let date = match ingest::classify_key(&object.key) {
-                KeyKind::Trail(t) => t.date,
-                KeyKind::Digest | KeyKind::Other => {
-                    tracing::info!(bucket, key = object.key, "not a CloudTrail log file: skipped");
-                    skipped_other += 1;
-                    continue;
-                }
-            };
-            if args.since.as_ref().is_some_and(|s| date < *s) || args.until.as_ref().is_some_and(|u| date > *u) {
-                skipped_dates += 1;
-                continue;
-            }
-            if state.done.contains(&format!("s3://{bucket}/{}", object.key)) {
-                skipped_done += 1;
-                continue;
-            }
-            todo.push(Todo {
-                bucket: bucket.to_owned(),
-                key: object.key,
-                size: object.size,
-            });
-        }
-    }
-
+    let listed = select(&args, store, &state.done).await?;
+    let (todo, skipped_done, mut skipped_other, skipped_dates) = (
+        listed.todo,
+        listed.skipped_done,
+        listed.skipped_other,
+        listed.skipped_dates,
+    );
     let bar = progress_bar(args.progress, todo.len());
     let total_bytes: u64 = todo.iter().map(|t| t.size).sum();
     bar.set_message(format!("0 events, 0 B of {}", HumanBytes(total_bytes)));
@@ -236,6 +243,115 @@ pub async fn run(args: BackfillArgs, indexer: &Indexer, opensearch: Option<&Open
     if failures > 0 {
         bail!("{failures} files failed (see the log); rerun the same command to retry them");
     }
+    Ok(())
+}
+
+/// The files to read: the trail files under the URLs, within the dates, not yet done.
+struct Listed {
+    todo: Vec<Todo>,
+    skipped_done: usize,
+    skipped_other: usize,
+    skipped_dates: usize,
+}
+
+async fn select(args: &BackfillArgs, store: &TrailStore, done: &HashSet<String>) -> Result<Listed> {
+    let (mut todo, mut skipped_done, mut skipped_other, mut skipped_dates) = (Vec::new(), 0usize, 0usize, 0usize);
+    for url in &args.urls {
+        let (bucket, prefix) =
+            ingest::parse_s3_url(url).ok_or_else(|| anyhow!("{url:?}: expected s3://BUCKET/PREFIX"))?;
+        for object in store.list(bucket, prefix).await? {
+            let date = match ingest::classify_key(&object.key) {
+                KeyKind::Trail(t) => t.date,
+                KeyKind::Digest | KeyKind::Other => {
+                    tracing::info!(bucket, key = object.key, "not a CloudTrail log file: skipped");
+                    skipped_other += 1;
+                    continue;
+                }
+            };
+            if args.since.as_ref().is_some_and(|s| date < *s) || args.until.as_ref().is_some_and(|u| date > *u) {
+                skipped_dates += 1;
+                continue;
+            }
+            if done.contains(&format!("s3://{bucket}/{}", object.key)) {
+                skipped_done += 1;
+                continue;
+            }
+            todo.push(Todo {
+                bucket: bucket.to_owned(),
+                key: object.key,
+                size: object.size,
+            });
+        }
+    }
+    Ok(Listed {
+        todo,
+        skipped_done,
+        skipped_other,
+        skipped_dates,
+    })
+}
+
+/// `backfill --batch-operations`: lists the files as the back-fill does, writes their CSV
+/// manifest to the manifest bucket and, unless `--dry-run`, creates the job that has S3
+/// Batch Operations invoke the function once per file.
+pub async fn batch_operations(args: BackfillArgs, store: &TrailStore, jobs: &BatchJobs, region: &str) -> Result<()> {
+    validate_date("since", args.since.as_ref())?;
+    validate_date("until", args.until.as_ref())?;
+    let manifest_bucket = args.manifest_bucket.as_deref().unwrap_or_default();
+    let job = if args.dry_run {
+        None
+    } else {
+        let (Some(role), Some(function)) = (args.role_arn.as_deref(), args.function_arn.as_deref()) else {
+            bail!(
+                "--batch-operations needs --role-arn (the stack's BatchOperationsRoleArn) and --function-arn, or --dry-run"
+            );
+        };
+        let account = cwl_indexer::ops::account_of_arn(role)
+            .ok_or_else(|| anyhow!("--role-arn {role:?}: expected arn:aws:iam::ACCOUNT:role/NAME"))?;
+        Some((role, function, account))
+    };
+    let listed = select(&args, store, &HashSet::new()).await?;
+    if listed.todo.is_empty() {
+        bail!(
+            "no CloudTrail log files under {} (within the dates): no manifest written",
+            args.urls.join(" ")
+        );
+    }
+    let csv: String = listed
+        .todo
+        .iter()
+        .map(|t| cwl_indexer::ops::manifest_csv(&t.bucket, [t.key.as_str()]))
+        .collect();
+    let key = cwl_indexer::ops::manifest_key(&csv);
+    let bytes: u64 = listed.todo.iter().map(|t| t.size).sum();
+    let etag = store.put(manifest_bucket, &key, csv.into_bytes(), "text/csv").await?;
+    println!(
+        "manifest: s3://{manifest_bucket}/{key} ({} files, {} compressed; skipped: {} outside the dates, {} not CloudTrail log files)",
+        listed.todo.len(),
+        HumanBytes(bytes),
+        listed.skipped_dates,
+        listed.skipped_other
+    );
+    let Some((role_arn, function_arn, account)) = job else {
+        println!("dry run: no job created (rerun without --dry-run, with --role-arn and --function-arn, to create it)");
+        return Ok(());
+    };
+    let spec = JobSpec {
+        account_id: account.to_owned(),
+        role_arn: role_arn.to_owned(),
+        function_arn: function_arn.to_owned(),
+        bucket: manifest_bucket.to_owned(),
+        key,
+        etag,
+        priority: args.priority,
+    };
+    let id = jobs.create(&spec).await?;
+    println!("job: {id}");
+    println!("follow it: aws s3control describe-job --account-id {account} --job-id {id} --region {region}");
+    println!(
+        "completion report: s3://{manifest_bucket}/{}/job-{id}/",
+        cwl_indexer::ops::REPORT_PREFIX
+    );
     Ok(())
 }
 

@@ -125,7 +125,8 @@ enum Command {
         top: usize,
     },
     /// Index CloudTrail's own log files from S3 (s3://BUCKET/AWSLogs/ACCOUNT/CloudTrail/REGION/...)
-    /// with the same documents and _ids as the function; resumable through --state.
+    /// with the same documents and _ids as the function; resumable through --state. Or, with
+    /// --batch-operations, write their manifest and create an S3 Batch Operations job for them.
     Backfill(backfill::BackfillArgs),
     /// Print the decoded CloudWatch Logs envelope of a Lambda event file.
     Decode {
@@ -239,6 +240,16 @@ fn run(cli: Cli) -> Result<()> {
             report::report(cluster(opensearch.as_ref())?, &prefix, top).await
         }),
         Command::Decode { event } => replay::decode(&config, &event),
+        Command::Backfill(args) if args.batch_operations => rt.block_on(async {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let region = sdk
+                .region()
+                .map(ToString::to_string)
+                .ok_or_else(|| anyhow!("--batch-operations needs a region (AWS_REGION or a profile's): the job's"))?;
+            let store = cwl_indexer::ingest::TrailStore::from_sdk_config(&sdk, config.s3_endpoint.as_ref());
+            let jobs = cwl_indexer::ops::BatchJobs::from_sdk_config(&sdk, args.s3_control_endpoint());
+            backfill::batch_operations(args, &store, &jobs, &region).await
+        }),
         Command::Backfill(args) => rt.block_on(async {
             let mut config = config;
             if args.dry_run {

@@ -149,10 +149,14 @@ pub async fn summary(indexer: &Indexer, files: &[EventFile]) -> Result<()> {
     }
     writeln!(
         out,
-        "{} files, {} log events: {} CloudTrail, {} other JSON, {} text, {} unparseable; {} bulk bodies, {} bytes",
+        "{} files, {} log events: {} CloudTrail, {} VPC flow, {} GuardDuty, {} Resolver, {} WAF, {} other JSON, {} text, {} unparseable; {} bulk bodies, {} bytes",
         files.len(),
         total.events_in,
         total.cloudtrail,
+        total.vpcflow,
+        total.guardduty,
+        total.resolver,
+        total.waf,
         total.other_json,
         total.text,
         total.invalid,
