@@ -123,6 +123,7 @@ pub fn write_document(
         owner: origin.owner,
         log_group: origin.log_group,
         log_stream: origin.log_stream,
+        with_id: config.bulk_action == BulkAction::CreateWithId,
     };
     let geo_db = enrichment.map(|e| &e.geo).filter(|g| !g.is_empty());
     let lookup = |ip: IpAddr| {

@@ -41,6 +41,9 @@ pub struct EventMeta<'a> {
     pub log_group: &'a str,
     /// `@log_stream`.
     pub log_stream: &'a str,
+    /// Whether the action carries the `_id` (`create`), or not (`index`, for a Serverless
+    /// time-series collection: `BULK_ACTION` of the configuration).
+    pub with_id: bool,
 }
 
 /// What the GeoIP databases say about an address, for `source.geo`/`source.as` (and
@@ -120,9 +123,23 @@ pub fn index_name(prefix: &str, family: &str, time: &DateTime<Utc>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Appends the action line: `create`, so that a redelivered record finds its `_id` taken and is
-/// answered 409 instead of being rewritten.
-pub fn write_action(out: &mut Vec<u8>, prefix: &str, family: &str, time: &DateTime<Utc>, id: &str) {
+/// Appends the action line: `create` with the `_id`, so that a redelivered record finds its
+/// `_id` taken and is answered 409 instead of being rewritten; or, where `meta` says the
+/// cluster refuses custom `_id`s (a Serverless time-series collection), `index` without one.
+pub fn write_action(
+    out: &mut Vec<u8>,
+    meta: &EventMeta<'_>,
+    prefix: &str,
+    family: &str,
+    time: &DateTime<Utc>,
+    id: &str,
+) {
+    if !meta.with_id {
+        out.extend_from_slice(br#"{"index":{"_index":""#);
+        write_index_name(out, prefix, family, time);
+        out.extend_from_slice(b"\"}}\n");
+        return;
+    }
     out.extend_from_slice(br#"{"create":{"_index":""#);
     write_index_name(out, prefix, family, time);
     out.extend_from_slice(br#"","_id":"#);
@@ -791,7 +808,16 @@ mod tests {
     #[test]
     fn the_action_line_is_a_create_with_an_escaped_id() {
         let mut out = Vec::new();
-        write_action(&mut out, "cwl", "guardduty", &time_from_millis(0), "a\"b");
+        let meta = EventMeta {
+            id: "e",
+            doc_id: "e",
+            timestamp_ms: 0,
+            owner: "o",
+            log_group: "g",
+            log_stream: "s",
+            with_id: true,
+        };
+        write_action(&mut out, &meta, "cwl", "guardduty", &time_from_millis(0), "a\"b");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"create\":{\"_index\":\"cwl-guardduty-1970.01.01\",\"_id\":\"a\\\"b\"}}\n"

@@ -151,7 +151,7 @@ pub fn write_finding_item(
         Ok(f) => f,
         Err(e) => {
             let time = family::time_from_millis(meta.timestamp_ms);
-            family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
+            family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
             let mut doc = Obj::document(out);
             family::write_origin(&mut doc, meta, &time, Some(message));
             doc.str("@parse_error", &e.to_string());
@@ -163,7 +163,7 @@ pub fn write_finding_item(
     let time = updated.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
     let doc_id = f.doc_id();
     let doc_id = doc_id.as_deref().unwrap_or(meta.doc_id);
-    family::write_action(out, prefix, FAMILY, &time, doc_id);
+    family::write_action(out, meta, prefix, FAMILY, &time, doc_id);
 
     let mut kept = Unindexed::default();
     let label = f.label();
@@ -481,6 +481,7 @@ mod tests {
         owner: "123456789012",
         log_group: "/aws/events/guardduty",
         log_stream: "guardduty-findings",
+        with_id: true,
     };
 
     fn fixture(name: &str) -> String {
@@ -712,6 +713,7 @@ mod tests {
                 owner: &e.owner,
                 log_group: &e.group,
                 log_stream: &e.stream,
+                with_id: true,
             };
             let mut out = Vec::new();
             write_finding_item(&mut out, "cwl", &meta, &e.message, &parsed, None);

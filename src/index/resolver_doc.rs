@@ -74,7 +74,7 @@ pub fn write_resolver_item(
         .as_ref()
         .and_then(|t| crate::ingest::parse_event_time(t))
         .unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
+    family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
     let mut kept = Unindexed::default();
     let mut doc = Obj::document(out);
     family::write_origin(&mut doc, meta, &time, keep_message.then_some(message));
@@ -224,6 +224,7 @@ mod tests {
         owner: "111122223333",
         log_group: "/aws/route53/resolver-query-logs",
         log_stream: "vpc-7example_i-0d15cd0d3example",
+        with_id: true,
     };
 
     fn item(message: &str) -> (Value, Value) {

@@ -187,7 +187,7 @@ pub fn write_flow_item(
     let record = parsed.as_ref().ok();
     let start = record.and_then(|r| r.start.value()).and_then(family::time_from_seconds);
     let time = start.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
+    family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
 
     let mut doc = Obj::document(out);
     family::write_origin(
@@ -392,6 +392,7 @@ mod tests {
         owner: "123456789010",
         log_group: "/aws/vpc/flowlogs",
         log_stream: "eni-1235b8ca123456789-all",
+        with_id: true,
     };
 
     fn item(format: &FlowFormat, line: &str, keep: bool, geo: Option<GeoLookup<'_>>) -> (FlowOutcome, Value, Value) {
@@ -645,6 +646,7 @@ mod tests {
                 owner: &e.owner,
                 log_group: &e.group,
                 log_stream: &e.stream,
+                with_id: true,
             };
             let mut out = Vec::new();
             write_flow_item(&mut out, "cwl", &meta, &e.message, &parsed, false, None);

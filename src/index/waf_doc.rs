@@ -76,7 +76,7 @@ pub fn write_waf_item(
 ) {
     let stamped = w.timestamp.value().map(family::time_from_millis);
     let time = stamped.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, prefix, FAMILY, &time, meta.doc_id);
+    family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
     let mut kept = Unindexed::default();
     let mut doc = Obj::document(out);
     family::write_origin(&mut doc, meta, &time, keep_message.then_some(message));
@@ -231,6 +231,7 @@ mod tests {
         owner: "123456789012",
         log_group: "aws-waf-logs-central",
         log_stream: "us-east-1_hello-world_0",
+        with_id: true,
     };
 
     fn item(message: &str, geo: Option<GeoLookup<'_>>) -> (Value, Value) {
