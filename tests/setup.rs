@@ -43,10 +43,15 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
     let third = setup::run(&pipeline.opensearch, &prefix, &changed, timeout)
         .await
         .unwrap();
+    // The settings component, the dead-letter and the family templates carry the replicas.
     let settings = cwl_indexer::index::component_name(&prefix, "settings");
     let deadletter = cwl_indexer::index::deadletter_template_name(&prefix);
+    let families: Vec<String> = cwl_indexer::index::family_templates(&prefix, None, None)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     for (name, change) in &third.templates {
-        let expected = if *name == settings || *name == deadletter {
+        let expected = if *name == settings || *name == deadletter || families.contains(name) {
             Change::Updated
         } else {
             Change::Unchanged
@@ -55,8 +60,8 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
     }
     assert_eq!(
         third.templates.len(),
-        5,
-        "three components, the index template, the dead-letter template"
+        5 + families.len(),
+        "three components, the index template, the dead-letter template, one per family"
     );
 
     let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
