@@ -1254,6 +1254,8 @@ LEFT_UNSET = {
     "private DNS (its default) makes that same name resolve to it",
     "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
     "exists for tests against a local S3 server",
+    "FULL_TEXT_SUBTREES": "its default `auto` asks the cluster: `@json` copies only where neither flat_object "
+    "nor flattened exists; `true` or `false` are for operators who know their cluster",
     "FLOW_LOG_GROUPS": "its default `*flow*` matches the flow-log group the stack creates "
     "(/aws/vpc/flowlogs/<stack>); set it for flow-log groups named otherwise",
 }
