@@ -123,7 +123,14 @@ fn handler_and_check(data: String, json: &[u8]) {
             MessageType::Data => {
                 assert_eq!(summary.events_in, env.log_events.len(), "events_in");
                 assert_eq!(summary.built_bytes, body.len(), "built_bytes is not the body's length");
-                let kinds = summary.cloudtrail + summary.other_json + summary.text + summary.invalid;
+                let kinds = summary.cloudtrail
+                    + summary.other_json
+                    + summary.text
+                    + summary.invalid
+                    + summary.vpcflow
+                    + summary.guardduty
+                    + summary.resolver
+                    + summary.waf;
                 assert_eq!(kinds, env.log_events.len(), "one document per log event");
                 check_bulk_body(&body, env.log_events.len());
             }
@@ -236,11 +243,15 @@ pub fn transform(data: &[u8]) {
         let mut out = Vec::new();
         let kind = write_item(&mut out, &config, &origin, &event);
         let lines = bulk_lines(&out, 2);
-        if matches!(kind, DocKind::GuardDuty | DocKind::Resolver | DocKind::Waf) {
-            // JSON of another log type (a finding, a Resolver or WAF record) goes to its own
-            // family index with its own fields; this oracle covers the CloudTrail path.
+        if matches!(
+            kind,
+            DocKind::VpcFlow | DocKind::GuardDuty | DocKind::Resolver | DocKind::Waf
+        ) {
+            // Another log type (a flow line in the default format, a finding, a Resolver or
+            // WAF record) goes to its own family index with its own fields; this oracle covers
+            // the CloudTrail path.
             assert!(
-                matches!(expected, DocKind::OtherJson | DocKind::Invalid),
+                matches!(expected, DocKind::OtherJson | DocKind::Invalid | DocKind::Text),
                 "a family document from a message classify calls {expected:?}"
             );
             assert_eq!(lines.len(), 2, "one family item must be exactly two lines");
@@ -319,6 +330,12 @@ fn check_action(action: &[u8]) {
     assert_eq!(keys, ["_id", "_index"], "create must hold exactly _index and _id: {v}");
     let index = create["_index"].as_str().expect("_index is not a string");
     let id = create["_id"].as_str().expect("_id is not a string");
+    // A log type family's daily index is `cwl-<family>-YYYY.MM.DD`: check its date the same way.
+    let family = ["vpcflow-", "guardduty-", "resolver-", "waf-"]
+        .iter()
+        .find_map(|f| index.strip_prefix("cwl-").and_then(|rest| rest.strip_prefix(f)))
+        .map(|date| format!("cwl-{date}"));
+    let index = family.as_deref().unwrap_or(index);
     let b = index.as_bytes();
     let daily = b.len() == 14
         && index.starts_with("cwl-")
