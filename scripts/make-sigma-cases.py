@@ -7,7 +7,7 @@ rule tests with Panther's expected result, the 1,557-record records.ndjson, the 
 examples under awsdocs-*), then fixtures/detections/stratus-red-team.json (records of real Stratus
 Red Team detonations, transcribed from its documentation, for techniques the shared corpus has no
 record of). Where no public record of a variant exists, a case is *derived* from a real record with
-the named fields changed, and says so in its source. Run from the repository root:
+the named fields changed, and says so in its source. Needs PyYAML. Run from the repository root:
 
     python3 scripts/make-sigma-cases.py [--samples ../shared/cloudtrail-samples]
 """
@@ -65,6 +65,8 @@ CASES = {
         ("match", ("panther", "aws_cloudtrail_event_selectors_disabled", "Event Selector Disabled")),
         ("no-match", ("panther", "aws_cloudtrail_event_selectors_disabled", "Event Selector Enabled")),
         ("match", ("panther", "aws_security_configuration_change", "Security Configuration Changed")),
+        ("no-match", ("panther", "aws_security_configuration_change", "Security Configuration Not Changed - Error")),
+        ("match", ("corpus", 1509)),
     ],
     "iam-access-key-for-another-user": [
         ("match", ("panther", "aws_iam_user_key_created", "user1 create keys for user2")),
@@ -120,6 +122,10 @@ CASES = {
         ("match", ("corpus", 1515)),
         ("match", ("corpus", 1516)),
         ("no-match", ("corpus", 1517)),
+        ("match", ("corpus", 1515), {"derive": {"eventName": "DeletePublishingDestination",
+                                                "requestParameters": {"detectorId": "00000000000000000000000000000000",
+                                                                      "destinationId": "11111111111111111111111111111111"}},
+                                     "why": "DeletePublishingDestination with the parameters of its API reference; no public record found"}),
     ],
     "s3-bucket-made-public": [
         ("match", ("panther", "aws_s3_delete_public_access_block", "Public Access Block Deleted Successfully")),
