@@ -22,7 +22,7 @@ pub enum Shape {
 /// The fields the indexer itself writes. A record's own top-level key with one of these names
 /// (or any name OpenSearch would refuse, see [`is_awkward_name`]) is moved under
 /// `@unindexed` instead of producing a duplicate key.
-pub const ADDED_FIELDS: [&str; 11] = [
+pub const ADDED_FIELDS: [&str; 12] = [
     "@id",
     "@timestamp",
     "@owner",
@@ -34,6 +34,7 @@ pub const ADDED_FIELDS: [&str; 11] = [
     "@json",
     "source",
     "signal",
+    "threat",
 ];
 
 /// True for top-level keys that cannot be indexed under their own name: ours, names

@@ -134,7 +134,17 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, li
         ),
         (
             "signal",
-            json!({"type": "object", "dynamic": false, "properties": {"rules": keyword(), "severity": keyword()}}),
+            json!({"type": "object", "dynamic": false, "properties": {
+                "rules": keyword(), "names": keyword(), "titles": keyword(), "severity": keyword()
+            }}),
+        ),
+        (
+            "threat",
+            json!({"type": "object", "dynamic": false, "properties": {
+                "framework": keyword(),
+                "tactic": {"properties": {"name": keyword()}},
+                "technique": {"properties": {"id": keyword()}}
+            }}),
         ),
     ] {
         properties.insert(name.to_owned(), value);
@@ -252,6 +262,8 @@ mod tests {
             "geo_point"
         );
         assert_eq!(props["signal"]["properties"]["rules"]["type"], "keyword");
+        assert_eq!(props["signal"]["properties"]["titles"]["type"], "keyword");
+        assert_eq!(props["threat"]["properties"]["technique"]["properties"]["id"]["type"], "keyword");
         assert_eq!(props["eventTime"]["type"], "date");
         assert_eq!(props["requestParameters"]["type"], "flat_object");
         assert_eq!(props["userIdentity"]["dynamic"], false);
