@@ -277,6 +277,19 @@ impl RuleSet {
         self.enabled.is_empty()
     }
 
+    /// The detection rules matching `event` on its own: no correlation, base rules of
+    /// correlations included (to test a rule's condition on one record).
+    pub fn detect(&self, event: &RecordEvent<'_, '_>) -> Vec<Arc<RuleInfo>> {
+        let Some(engine) = &self.engine else {
+            return Vec::new();
+        };
+        engine
+            .evaluate(event)
+            .iter()
+            .filter_map(|r| self.enabled.get(r.header.rule_id.as_deref()?).cloned())
+            .collect()
+    }
+
     /// The rules matching `event`, correlations included (their state in `state`, which lives
     /// for one invocation). Base rules of correlations do not appear on their own.
     pub fn evaluate(&self, event: &RecordEvent<'_, '_>, state: &mut Correlations) -> Vec<Arc<RuleInfo>> {
