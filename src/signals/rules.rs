@@ -239,7 +239,7 @@ impl RuleSet {
                     RulesError {
                         line: text.and_then(|t| line_of_compile_error(t, rule)),
                         file,
-                        reason: format!("rule {:?}: {e}", rule.title),
+                        reason: format!("rule {:?}: {}", rule.title, one_line(&e.to_string())),
                     }
                 })?;
             }
@@ -251,7 +251,7 @@ impl RuleSet {
                 return Err(RulesError {
                     line: source_text(&file, options).and_then(|t| line_of(t, "correlation:")),
                     file,
-                    reason: format!("correlation {:?}: {e}", c.title),
+                    reason: format!("correlation {:?}: {}", c.title, one_line(&e.to_string())),
                 });
             }
             if let Some(missing) = c.rules.iter().find(|r| !set.enabled.contains_key(*r) && !set.enabled.values().any(|i| i.name == **r)) {
@@ -265,6 +265,11 @@ impl RuleSet {
     /// Every rule seen, enabled or not, in load order (for `rules list`).
     pub fn catalogue(&self) -> &[RuleInfo] {
         &self.catalogue
+    }
+
+    /// The enabled rule with this id.
+    pub fn rule(&self, id: &str) -> Option<&RuleInfo> {
+        self.enabled.get(id).map(|r| r.as_ref())
     }
 
     /// The number of rules evaluated (detections and correlations).
@@ -469,6 +474,15 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
 /// The first line of an error message (rsigma's condition errors draw the condition below).
 fn first_line(e: &str) -> String {
     e.lines().next().unwrap_or(e).trim().to_owned()
+}
+
+/// A multi-line message (a regex error draws the pattern with a caret) on one line: the lines
+/// that are not the drawing.
+fn one_line(e: &str) -> String {
+    e.lines()
+        .filter(|l| !l.starts_with(char::is_whitespace) && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The line a parse error is about: the key carrying an unknown modifier, or the condition.
