@@ -13,10 +13,11 @@
 //! few hand-written records ([`EDGES`]) cover the edges of the saved searches' queries that
 //! the fixtures leave untested.
 //!
-//! The detection rules are not re-implemented here in full: which rules a document matched
-//! (`signal.rules`) is read back from the node, its severity is checked against the rules
-//! file, the simple rules are recomputed from the records ([`rule_oracle`]), and every rule
-//! but the [`SILENT_RULES`] must match something.
+//! The Sigma rules are not re-implemented here: which rules a document matched
+//! (`signal.rules`) is read back from the node, its severity is checked against the rules'
+//! levels, the former built-in rules (simple enough) are recomputed from the records
+//! ([`rule_oracle`]), and each of those but the [`SILENT_IN_FIXTURES`] must match something.
+//! Every bundled rule's cases on real records are in `tests/detections.rs`.
 
 mod common;
 
@@ -30,7 +31,7 @@ use common::node::{self, Pipeline};
 use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::SignalsConfig;
 use cwl_indexer::index::Flavor;
-use cwl_indexer::signals::Enrichment;
+use cwl_indexer::signals::{Enrichment, Origin, RuleOptions, RuleSet};
 use serde_json::{Value, json};
 
 /// The saved objects, as committed.
@@ -38,9 +39,6 @@ const NDJSON: &str = include_str!("../dashboards/cloudtrail-audit.ndjson");
 
 /// The index pattern the saved objects ship with (the default `INDEX_PREFIX`).
 const DEFAULT_PATTERN: &str = "cwl-*";
-
-/// The built-in detection rules, from which the generator makes one saved search each.
-const RULES: &str = include_str!("../rules/default.json");
 
 /// What each public address of the fixtures should give, written by
 /// `scripts/make-geo-fixtures.py` from the databases' source networks (not by the crate).
@@ -80,20 +78,37 @@ const ZOOMED_IN_PRECISION: usize = 5;
 const AUDIT_DASHBOARD: &str = "CloudTrail audit";
 const SIGNALS_DASHBOARD: &str = "Security signals";
 
-/// The rules of `rules/default.json`: id and severity, in file order.
-fn rules() -> Vec<(String, String)> {
-    let file: Value = serde_json::from_str(RULES).unwrap();
-    file["rules"]
-        .as_array()
-        .unwrap()
+/// A bundled rule that alerts, as the indexer loads it: (id, saved-search key: its name,
+/// level, one of cwl-indexer's own). The generator makes one saved search of each.
+struct BundledRule {
+    id: String,
+    key: String,
+    level: String,
+    ours: bool,
+}
+
+/// The bundled rules that alert (a correlation's base rules do not), in load order.
+fn rules() -> Vec<BundledRule> {
+    let set = RuleSet::load(&RuleOptions {
+        allowed_countries: ALLOWED_COUNTRIES.iter().map(|c| c.to_string()).collect(),
+        ..RuleOptions::default()
+    })
+    .unwrap();
+    set.catalogue()
         .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["severity"].as_str().unwrap().to_owned(),
-            )
+        .filter(|r| !r.silent)
+        .map(|r| BundledRule {
+            id: r.id.clone(),
+            key: r.name.clone(),
+            level: r.level.as_str().to_owned(),
+            ours: r.origin == Origin::CwlIndexer,
         })
         .collect()
+}
+
+/// The rule a saved search's query selects (`signal.rules:"<id>"`).
+fn rule_of_query(query: &str) -> Option<&str> {
+    query.strip_prefix("signal.rules:").map(|r| r.trim_matches('"'))
 }
 
 fn severity_rank(severity: &str) -> usize {
@@ -420,16 +435,18 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
     };
     assert_eq!(count(AUDIT_DASHBOARD, "visualization"), 7);
     assert_eq!(count(AUDIT_DASHBOARD, "search"), 5);
-    assert_eq!(count(SIGNALS_DASHBOARD, "visualization"), 4);
+    assert_eq!(count(SIGNALS_DASHBOARD, "visualization"), 5);
 
-    // One saved search per built-in rule, and one for all signals.
+    // One saved search per bundled rule that alerts, and one for all signals; ours are panels.
     let rules = rules();
-    assert_eq!(count(SIGNALS_DASHBOARD, "search"), 1 + rules.len());
-    for (rule, _) in &rules {
-        let id = format!("cwl-indexer-signal-{rule}");
+    assert!(rules.len() > 90, "{}", rules.len());
+    assert_eq!(count(SIGNALS_DASHBOARD, "search"), 1 + rules.iter().filter(|r| r.ours).count());
+    assert_eq!(all.iter().filter(|o| o["type"] == "search").count(), 6 + rules.len());
+    for rule in &rules {
+        let id = format!("cwl-indexer-signal-{}", rule.key);
         let search = index.get(id.as_str()).unwrap_or_else(|| panic!("no saved search {id}"));
         assert_eq!(search["type"], "search", "{id}");
-        assert_eq!(query_of(search), format!("signal.rules:{rule}"), "{id}");
+        assert_eq!(query_of(search), format!("signal.rules:\"{}\"", rule.id), "{id}");
     }
     assert_eq!(query_of(index["cwl-indexer-signals"]), "_exists_:signal.rules");
 
@@ -702,7 +719,7 @@ fn oracle(query: &str, subtrees: bool) -> Predicate {
     let any_event = |names: &'static [&'static str]| -> Predicate {
         Box::new(move |d: &Doc| names.iter().any(|n| d.has("eventName", n)))
     };
-    if let Some(rule) = query.strip_prefix("signal.rules:") {
+    if let Some(rule) = rule_of_query(query) {
         // Which rules matched is read back from the node; see rule_oracle for the
         // independent check of the rules simple enough to recompute.
         let rule = rule.to_owned();
@@ -1516,7 +1533,7 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
 
     // The rules each document matched, as the node holds them; each document's severity is
     // the highest of its rules' in the rules file.
-    let severities: HashMap<String, String> = rules().into_iter().collect();
+    let severities: HashMap<String, String> = rules().into_iter().map(|r| (r.id, r.level)).collect();
     let mut stored = stored_signals(&pattern).await;
     for d in &mut docs {
         if let Some(signal) = stored.remove(&(d.index(&prefix), d.id.clone())) {
@@ -1674,8 +1691,17 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
         assert_eq!(got, want, "{id}: exactly the matching events");
         // A rule's search: the documents the rule matched, which for the simple rules are
         // exactly those the rule, recomputed here, selects.
-        let rule = query.strip_prefix("signal.rules:");
-        if let Some(recomputed) = rule.and_then(rule_oracle) {
+        // The name of the rule a search selects, when it is one of the former built-in rules,
+        // which are simple enough to recompute ([`rule_oracle`]).
+        let names: HashMap<String, String> = rules().into_iter().map(|r| (r.id, r.key)).collect();
+        let rule = rule_of_query(&query).map(|id| names[id].as_str());
+        let recomputed = rule.and_then(rule_oracle);
+        if rule.is_some() && recomputed.is_none() {
+            // Any other rule's search: exactly what the node's signal.rules says, checked above.
+            report.push(format!("{id}: {} events", want.len()));
+            continue;
+        }
+        if let Some(recomputed) = recomputed {
             let want: BTreeSet<(String, String)> = docs
                 .iter()
                 .filter(|d| recomputed(d))

@@ -142,6 +142,7 @@ pub fn write_document(
                 for rule in &findings.rules {
                     signals.matches.push(SignalMatch {
                         rule: rule.id.clone(),
+                        name: rule.name.clone(),
                         title: rule.title.clone(),
                         severity: rule.level,
                         techniques: rule.techniques.clone(),

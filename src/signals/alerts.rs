@@ -62,9 +62,10 @@ pub fn compose(
     for ((severity, rule), (count, m)) in &by_rule {
         let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
         body.push_str(&format!(
-            "\n[{}] {} ({rule}): {count} event{}\n  first: {} by {} from {}{} at {}\n  document: {} / {}\n",
+            "\n[{}] {} ({}): {count} event{}\n  first: {} by {} from {}{} at {}\n  document: {} / {}\n",
             severity.0.as_str().to_uppercase(),
             m.title,
+            m.name,
             if *count == 1 { "" } else { "s" },
             dash(&m.event_name),
             dash(&m.principal),
@@ -77,7 +78,7 @@ pub fn compose(
         if !m.techniques.is_empty() {
             body.push_str(&format!("  ATT&CK: {}\n", m.techniques.join(", ")));
         }
-        body.push_str(&format!("  rule: {}\n", m.source));
+        body.push_str(&format!("  rule: {rule} {}\n", m.source));
         if let Some(author) = &m.author {
             body.push_str(&format!("  author: {author} (SigmaHQ, Detection Rule License 1.1)\n"));
         }
@@ -163,7 +164,8 @@ mod tests {
 
     fn m(rule: &str, severity: Severity, id: &str) -> SignalMatch {
         SignalMatch {
-            rule: rule.into(),
+            rule: format!("id-{rule}"),
+            name: rule.into(),
             title: format!("{rule} title"),
             severity,
             techniques: vec!["T1078.004".into()],
@@ -200,7 +202,7 @@ mod tests {
         );
         assert!(body.contains("document: cwl-2024.03.01 / b"));
         assert!(body.contains("  ATT&CK: T1078.004\n"), "{body}");
-        assert!(body.contains("  rule: rules/sigma/cwl-indexer/root-activity.yml\n"), "{body}");
+        assert!(body.contains("  rule: id-root-activity rules/sigma/cwl-indexer/root-activity.yml\n"), "{body}");
         assert!(body.contains("  author: A. Author (SigmaHQ, Detection Rule License 1.1)\n"), "{body}");
         assert_eq!(body.matches("author:").count(), 1, "only SigmaHQ rules name their author");
         assert!(

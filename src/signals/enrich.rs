@@ -27,6 +27,8 @@ pub struct Enrichment {
 pub struct SignalMatch {
     /// The rule id.
     pub rule: String,
+    /// The rule name (Sigma `name`, else the id).
+    pub name: String,
     /// The rule title.
     pub title: String,
     /// The rule severity.

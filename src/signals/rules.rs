@@ -75,6 +75,8 @@ pub struct RuleInfo {
     pub techniques: Vec<String>,
     /// A correlation rule.
     pub correlation: bool,
+    /// Only the input of a correlation (`generate: false`): it never alerts on its own.
+    pub silent: bool,
     /// Why it is not evaluated (`DISABLED_RULES`, a missing list, replaced), or `None`.
     pub disabled: Option<String>,
 }
@@ -225,6 +227,12 @@ impl RuleSet {
             set.bases.extend(c.rules.iter().cloned());
             if !c.generate {
                 set.silent.extend(c.rules.iter().cloned());
+            }
+        }
+        for info in &mut set.catalogue {
+            info.silent = set.silent.contains(&info.id);
+            if let Some(enabled) = set.enabled.get_mut(&info.id) {
+                *enabled = Arc::new(info.clone());
             }
         }
         if !collection.rules.is_empty() {
@@ -564,6 +572,7 @@ fn info_of(parsed: &Parsed, file: &str, origin: Origin) -> RuleInfo {
         tactics,
         techniques,
         correlation,
+        silent: false,
         disabled: None,
     }
 }
