@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EvaluationResult, Pipeline, parse_pipeline};
-use rsigma_parser::{CorrelationRule, Level, SigmaCollection, SigmaRule, parse_sigma_yaml};
+use rsigma_parser::{
+    ConditionExpr, CorrelationRule, Detection, Level, Quantifier, SelectorPattern, SigmaCollection, SigmaRule,
+    SigmaValue, parse_sigma_yaml,
+};
 
 use crate::config::Severity;
 use crate::signals::event::RecordEvent;
@@ -106,8 +109,14 @@ pub struct RuleOptions {
 
 /// The compiled rules, built once at cold start.
 pub struct RuleSet {
-    /// Detection rules, stateless (`None` without rules).
-    engine: Option<Engine>,
+    /// Detection rules that require a literal `eventName` or `eventSource` (of [`Self::gate`]),
+    /// evaluated only on records carrying one of them.
+    gated: Option<Engine>,
+    /// Detection rules that can match any record.
+    open: Option<Engine>,
+    /// The lower-cased `eventName` (`false`) and `eventSource` (`true`) values the gated rules
+    /// require, one of which a record must carry for them to be evaluated.
+    gate: HashSet<(bool, String)>,
     /// Correlations, compiled afresh per invocation that needs one (their state is the
     /// invocation's).
     correlations: Vec<CorrelationRule>,
@@ -133,7 +142,9 @@ impl std::fmt::Debug for RuleSet {
 impl Default for RuleSet {
     fn default() -> Self {
         Self {
-            engine: None,
+            gated: None,
+            open: None,
+            gate: HashSet::new(),
             correlations: Vec::new(),
             bases: HashSet::new(),
             silent: HashSet::new(),
@@ -236,10 +247,23 @@ impl RuleSet {
             }
         }
         if !collection.rules.is_empty() {
-            let mut engine = Engine::new();
-            engine.add_pipeline(countries_pipeline(&options.allowed_countries)?);
+            let (mut gated, mut open) = (Engine::new(), Engine::new());
+            gated.add_pipeline(countries_pipeline(&options.allowed_countries)?);
+            open.add_pipeline(countries_pipeline(&options.allowed_countries)?);
+            let (mut n_gated, mut n_open) = (0, 0);
             // Compiled one by one so that a failure (a bad regex) names its rule's file.
             for rule in &collection.rules {
+                let engine = match required_keys(rule) {
+                    Some(keys) => {
+                        set.gate.extend(keys);
+                        n_gated += 1;
+                        &mut gated
+                    }
+                    None => {
+                        n_open += 1;
+                        &mut open
+                    }
+                };
                 engine.add_rule(rule).map_err(|e| {
                     let info = rule.id.as_deref().and_then(|id| set.enabled.get(id));
                     let file = info.map_or_else(String::new, |i| i.file.clone());
@@ -251,7 +275,9 @@ impl RuleSet {
                     }
                 })?;
             }
-            set.engine = Some(engine);
+            set.gated = (n_gated > 0).then_some(gated);
+            set.open = (n_open > 0).then_some(open);
+            tracing::debug!(gated = n_gated, open = n_open, keys = set.gate.len(), "rules compiled");
         }
         for c in &collection.correlations {
             if let Err(e) = correlation_engine(std::slice::from_ref(c)) {
@@ -293,11 +319,7 @@ impl RuleSet {
     /// The detection rules matching `event` on its own: no correlation, base rules of
     /// correlations included (to test a rule's condition on one record).
     pub fn detect(&self, event: &RecordEvent<'_, '_>) -> Vec<Arc<RuleInfo>> {
-        let Some(engine) = &self.engine else {
-            return Vec::new();
-        };
-        engine
-            .evaluate(event)
+        self.detections(event)
             .iter()
             .filter_map(|r| self.enabled.get(r.header.rule_id.as_deref()?).cloned())
             .collect()
@@ -306,10 +328,7 @@ impl RuleSet {
     /// The rules matching `event`, correlations included (their state in `state`, which lives
     /// for one invocation). Base rules of correlations do not appear on their own.
     pub fn evaluate(&self, event: &RecordEvent<'_, '_>, state: &mut Correlations) -> Vec<Arc<RuleInfo>> {
-        let Some(engine) = &self.engine else {
-            return Vec::new();
-        };
-        let detections = engine.evaluate(event);
+        let detections = self.detections(event);
         if detections.is_empty() {
             return Vec::new();
         }
@@ -338,6 +357,115 @@ impl RuleSet {
         }
         out
     }
+}
+
+impl RuleSet {
+    /// Every detection match of `event`: the open rules always, the gated ones only when the
+    /// record carries one of the `eventName`/`eventSource` values they require.
+    fn detections(&self, event: &RecordEvent<'_, '_>) -> Vec<EvaluationResult> {
+        let mut out = self.open.as_ref().map(|e| e.evaluate(event)).unwrap_or_default();
+        if let Some(gated) = &self.gated {
+            let carries = |is_source: bool, key: &str| {
+                event
+                    .top_str(key)
+                    .is_some_and(|v| self.gate.contains(&(is_source, v.to_ascii_lowercase())))
+            };
+            if carries(false, "eventName") || carries(true, "eventSource") {
+                out.extend(gated.evaluate(event));
+            }
+        }
+        out
+    }
+}
+
+/// The literal `eventName` (`false`) / `eventSource` (`true`) values, lower-cased (Sigma's
+/// equality ignores case), one of which a record must carry for `rule` to match; `None` when
+/// the rule can match without (a negation, a wildcard or modifier on them, or no such field).
+fn required_keys(rule: &SigmaRule) -> Option<HashSet<(bool, String)>> {
+    let detections = &rule.detection;
+    let union = |sets: Vec<Option<HashSet<(bool, String)>>>| -> Option<HashSet<(bool, String)>> {
+        let mut all = HashSet::new();
+        for s in sets {
+            all.extend(s?);
+        }
+        (!all.is_empty()).then_some(all)
+    };
+    // For an AND, one side's requirement is enough: the smallest.
+    let any_side = |sets: Vec<Option<HashSet<(bool, String)>>>| sets.into_iter().flatten().min_by_key(HashSet::len);
+    fn selection(d: &Detection) -> Option<HashSet<(bool, String)>> {
+        match d {
+            Detection::AllOf(items) => items
+                .iter()
+                .filter_map(|item| {
+                    let is_source = match item.field.name.as_deref()? {
+                        "eventName" => false,
+                        "eventSource" => true,
+                        _ => return None,
+                    };
+                    if !item.field.modifiers.is_empty() || item.values.is_empty() {
+                        return None;
+                    }
+                    item.values
+                        .iter()
+                        .map(|v| match v {
+                            SigmaValue::String(s) => s.as_plain().map(|p| (is_source, p.to_ascii_lowercase())),
+                            _ => None,
+                        })
+                        .collect::<Option<HashSet<_>>>()
+                })
+                .min_by_key(HashSet::len),
+            Detection::AnyOf(subs) => {
+                let mut all = HashSet::new();
+                for s in subs {
+                    all.extend(selection(s)?);
+                }
+                Some(all)
+            }
+            _ => None,
+        }
+    }
+    fn glob(pattern: &str, name: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == name,
+            Some((head, tail)) => {
+                name.len() >= head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
+            }
+        }
+    }
+    fn condition(
+        c: &ConditionExpr,
+        named: &HashMap<String, Detection>,
+        union: &dyn Fn(Vec<Option<HashSet<(bool, String)>>>) -> Option<HashSet<(bool, String)>>,
+        any_side: &dyn Fn(Vec<Option<HashSet<(bool, String)>>>) -> Option<HashSet<(bool, String)>>,
+    ) -> Option<HashSet<(bool, String)>> {
+        match c {
+            ConditionExpr::Identifier(name) => selection(named.get(name)?),
+            ConditionExpr::And(xs) => any_side(xs.iter().map(|x| condition(x, named, union, any_side)).collect()),
+            ConditionExpr::Or(xs) => union(xs.iter().map(|x| condition(x, named, union, any_side)).collect()),
+            ConditionExpr::Not(_) => None,
+            ConditionExpr::Selector { quantifier, pattern } => {
+                let picked: Vec<Option<HashSet<(bool, String)>>> = named
+                    .iter()
+                    .filter(|(n, _)| match pattern {
+                        SelectorPattern::Them => !n.starts_with('_'),
+                        SelectorPattern::Pattern(p) => glob(p, n),
+                    })
+                    .map(|(_, d)| selection(d))
+                    .collect();
+                match quantifier {
+                    Quantifier::All => any_side(picked),
+                    Quantifier::Any | Quantifier::Count(_) => union(picked),
+                }
+            }
+        }
+    }
+    union(
+        detections
+            .conditions
+            .iter()
+            .map(|c| condition(c, &detections.named, &union, &any_side))
+            .collect(),
+    )
 }
 
 /// The correlation settings: every suppression pinned to none unless a rule sets its own (a
@@ -716,6 +844,39 @@ mod tests {
         }
         let multi = format!("{good}---\n{}", good.replace("1111", "9999").replace("eventName: A", "eventName|nope: A"));
         assert_eq!(check(vec![("m.yml".into(), multi)]).unwrap_err().line, Some(19));
+    }
+
+    #[test]
+    fn rules_are_gated_by_the_event_names_and_sources_they_require() {
+        let parse = |detection: &str| {
+            let yaml = format!("title: t\nid: 11111111-2222-3333-4444-555555555555\nlogsource:\n  product: aws\ndetection:\n{detection}");
+            let rule = parse_sigma_yaml(&yaml).unwrap().rules.remove(0);
+            let mut keys: Vec<(bool, String)> = required_keys(&rule).unwrap_or_default().into_iter().collect();
+            keys.sort();
+            keys
+        };
+        let key = |s: bool, v: &str| (s, v.to_owned());
+        assert_eq!(
+            parse("  sel:\n    eventName:\n      - StopLogging\n      - DeleteTrail\n    errorCode: null\n  condition: sel\n"),
+            [key(false, "deletetrail"), key(false, "stoplogging")]
+        );
+        assert_eq!(
+            parse("  a:\n    eventSource: iam.amazonaws.com\n  b:\n    userIdentity.type: Root\n  condition: a and not b\n"),
+            [key(true, "iam.amazonaws.com")]
+        );
+        assert_eq!(parse("  a:\n    eventName: A\n  b:\n    userIdentity.type: Root\n  condition: a or b\n"), []);
+        assert_eq!(parse("  a:\n    eventName|startswith: Get\n  condition: a\n"), []);
+        assert_eq!(parse("  a:\n    eventName: Get*\n  condition: a\n"), []);
+        assert_eq!(parse("  a:\n    eventName: A\n  condition: not a\n"), []);
+        assert_eq!(
+            parse("  sel_1:\n    eventName: A\n  sel_2:\n    eventName: B\n  condition: 1 of sel_*\n"),
+            [key(false, "a"), key(false, "b")]
+        );
+        let rules = RuleSet::load(&options()).unwrap();
+        let open = rules.open.as_ref().map_or(0, Engine::rule_count);
+        let gated = rules.gated.as_ref().map_or(0, Engine::rule_count);
+        eprintln!("{gated} gated rules on {} keys, {open} open rules", rules.gate.len());
+        assert!(gated > 70 && open < 20, "{gated} gated, {open} open");
     }
 
     #[test]
