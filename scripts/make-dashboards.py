@@ -19,8 +19,8 @@ Invariants the `setup` command and the tests rely on (see dashboards/README.md):
 - There is one saved search per bundled Sigma rule that alerts (rules/sigma/sigmahq and
   rules/sigma/cwl-indexer; a correlation's base rules never alert on their own), generated from
   the rule files: adding a rule there and re-running this script adds its search. The searches of
-  cwl-indexer's own rules are panels of the "Security signals" dashboard; SigmaHQ's are saved
-  searches to open in Discover.
+  cwl-indexer's own rules are panels of the "Security signals" dashboard, SigmaHQ's of the
+  "Security signals: SigmaHQ rules" dashboard.
 """
 
 import json
@@ -574,6 +574,13 @@ def objects():
         ]
         + [(search, 24, 12) for rule, search in per_rule if rule["origin"] == "cwl-indexer"],
     )
+    sigmahq = dashboard(
+        "cwl-indexer-sigmahq-signals",
+        "Security signals: SigmaHQ rules",
+        "One saved search per bundled SigmaHQ CloudTrail rule (Detection Rule License 1.1: each "
+        "search's description names the rule file; `cwl-indexer rules list` its author and source).",
+        [(search, 24, 12) for rule, search in per_rule if rule["origin"] == "sigmahq"],
+    )
     return [
         index_pattern,
         by_event_name,
@@ -597,6 +604,7 @@ def objects():
         all_signals,
         *(search for _, search in per_rule),
         signals,
+        sigmahq,
     ]
 
 

@@ -77,6 +77,7 @@ const ZOOMED_IN_PRECISION: usize = 5;
 
 const AUDIT_DASHBOARD: &str = "CloudTrail audit";
 const SIGNALS_DASHBOARD: &str = "Security signals";
+const SIGMAHQ_DASHBOARD: &str = "Security signals: SigmaHQ rules";
 
 /// A bundled rule that alerts, as the indexer loads it: (id, saved-search key: its name,
 /// level, one of cwl-indexer's own). The generator makes one saved search of each.
@@ -393,7 +394,7 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
         .collect();
     assert_eq!(
         dashboards.keys().copied().collect::<Vec<_>>(),
-        [AUDIT_DASHBOARD, SIGNALS_DASHBOARD]
+        [AUDIT_DASHBOARD, SIGNALS_DASHBOARD, SIGMAHQ_DASHBOARD]
     );
     let mut held: Vec<&str> = dashboards.values().flatten().copied().collect();
     held.sort_unstable();
@@ -422,9 +423,9 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
             .iter()
             .any(|f| f.contains("signal.") || f.contains("source.geo."));
         assert_eq!(
-            dashboards[SIGNALS_DASHBOARD].contains(&id),
+            dashboards[SIGNALS_DASHBOARD].contains(&id) || dashboards[SIGMAHQ_DASHBOARD].contains(&id),
             enriched,
-            "{id}: on the signals dashboard exactly when it shows enrichment"
+            "{id}: on a signals dashboard exactly when it shows enrichment"
         );
     }
     let count = |dashboard: &str, kind: &str| {
@@ -441,6 +442,7 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
     let rules = rules();
     assert!(rules.len() > 90, "{}", rules.len());
     assert_eq!(count(SIGNALS_DASHBOARD, "search"), 1 + rules.iter().filter(|r| r.ours).count());
+    assert_eq!(count(SIGMAHQ_DASHBOARD, "search"), rules.iter().filter(|r| !r.ours).count());
     assert_eq!(all.iter().filter(|o| o["type"] == "search").count(), 6 + rules.len());
     for rule in &rules {
         let id = format!("cwl-indexer-signal-{}", rule.key);
@@ -500,7 +502,7 @@ impl Doc {
 
     /// Where `field` is found: enrichment's fields in [`Doc::enriched`], the rest in the record.
     fn root(&self, field: &str) -> &Value {
-        if field.starts_with("source.") || field.starts_with("signal.") {
+        if field.starts_with("source.") || field.starts_with("signal.") || field.starts_with("threat.") {
             &self.enriched
         } else {
             self.record.as_ref().unwrap_or(&Value::Null)
@@ -889,11 +891,11 @@ fn rule_oracle(rule: &str) -> Option<Predicate> {
     })
 }
 
-/// `signal` of every document that has one, by (index, `_id`), as the node holds it.
+/// `signal` and `threat` of every document that has a signal, by (index, `_id`), as the node holds it.
 async fn stored_signals(pattern: &str) -> BTreeMap<(String, String), Value> {
     let answer = node::search(
         pattern,
-        json!({"size": 10000, "track_total_hits": true, "_source": ["signal"],
+        json!({"size": 10000, "track_total_hits": true, "_source": ["signal", "threat"],
                "query": {"exists": {"field": "signal.rules"}}}),
     )
     .await;
@@ -906,7 +908,7 @@ async fn stored_signals(pattern: &str) -> BTreeMap<(String, String), Value> {
                     h["_index"].as_str().unwrap().to_owned(),
                     h["_id"].as_str().unwrap().to_owned(),
                 ),
-                h["_source"]["signal"].clone(),
+                h["_source"].clone(),
             )
         })
         .collect()
@@ -1534,9 +1536,11 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
     // The rules each document matched, as the node holds them; each document's severity is
     // the highest of its rules' in the rules file.
     let severities: HashMap<String, String> = rules().into_iter().map(|r| (r.id, r.level)).collect();
+    let catalogue = RuleSet::load(&RuleOptions::default()).unwrap();
     let mut stored = stored_signals(&pattern).await;
     for d in &mut docs {
-        if let Some(signal) = stored.remove(&(d.index(&prefix), d.id.clone())) {
+        if let Some(source) = stored.remove(&(d.index(&prefix), d.id.clone())) {
+            let signal = source["signal"].clone();
             let matched: Vec<&str> = signal["rules"]
                 .as_array()
                 .unwrap()
@@ -1553,6 +1557,29 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
                 .max_by_key(|s| severity_rank(s))
                 .unwrap();
             assert_eq!(signal["severity"], highest.as_str(), "{}: {signal}", d.id);
+            // ATT&CK: the union of the matched rules' tags, in the ECS fields.
+            let (mut tactics, mut techniques) = (BTreeSet::new(), BTreeSet::new());
+            for r in &matched {
+                let info = catalogue.catalogue().iter().find(|i| i.id == *r).unwrap();
+                tactics.extend(info.tactics.iter().cloned());
+                techniques.extend(info.techniques.iter().cloned());
+            }
+            let threat = &source["threat"];
+            if tactics.is_empty() && techniques.is_empty() {
+                assert!(threat.is_null(), "{}: {threat}", d.id);
+            } else {
+                assert_eq!(threat["framework"], "MITRE ATT&CK", "{}", d.id);
+                let set = |v: &Value| {
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_str().unwrap().to_owned())
+                        .collect::<BTreeSet<String>>()
+                };
+                assert_eq!(set(&threat["tactic"]["name"]), tactics, "{}", d.id);
+                assert_eq!(set(&threat["technique"]["id"]), techniques, "{}", d.id);
+                d.enriched["threat"] = threat.clone();
+            }
             d.enriched["signal"] = signal;
         }
     }
