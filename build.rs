@@ -7,12 +7,22 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let mut out = String::from("/// Bundled rule files: (path in the repository, text).\npub const BUNDLED: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Bundled rule files: (path in the repository, text).\npub const BUNDLED: &[(&str, &str)] = &[\n",
+    );
     for dir in ["rules/sigma/sigmahq", "rules/sigma/cwl-indexer"] {
         println!("cargo:rerun-if-changed={dir}");
         for file in yml_files(&root.join(dir)) {
-            let name = file.file_name().and_then(|n| n.to_str()).expect("rule file names are UTF-8");
-            let _ = writeln!(out, "    ({:?}, include_str!({:?})),", format!("{dir}/{name}"), file.display().to_string());
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("rule file names are UTF-8");
+            let _ = writeln!(
+                out,
+                "    ({:?}, include_str!({:?})),",
+                format!("{dir}/{name}"),
+                file.display().to_string()
+            );
         }
     }
     out.push_str("];\n");

@@ -362,7 +362,10 @@ impl Config {
             signals.disabled_rules = if v.trim().eq_ignore_ascii_case("none") {
                 Vec::new()
             } else {
-                v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
             };
         }
         if let Some(v) = get("DETECTIONS") {
@@ -761,9 +764,18 @@ mod tests {
         assert!(s.detections);
         assert_eq!(s.disabled_rules, defaults::DISABLED_RULES);
         let c = from(&[("SIGMA_RULES", "/opt/rules"), ("DISABLED_RULES", "a, b,")]).unwrap();
-        assert_eq!(c.signals.sigma_rules.as_deref(), Some(std::path::Path::new("/opt/rules")));
+        assert_eq!(
+            c.signals.sigma_rules.as_deref(),
+            Some(std::path::Path::new("/opt/rules"))
+        );
         assert_eq!(c.signals.disabled_rules, ["a", "b"]);
-        assert!(from(&[("DISABLED_RULES", "None")]).unwrap().signals.disabled_rules.is_empty());
+        assert!(
+            from(&[("DISABLED_RULES", "None")])
+                .unwrap()
+                .signals
+                .disabled_rules
+                .is_empty()
+        );
         for (var, value) in [
             ("RULES_FILE", "/opt/rules.json"),
             ("ALLOWED_COUNTRIES", "USA"),

@@ -441,8 +441,14 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
     // One saved search per bundled rule that alerts, and one for all signals; ours are panels.
     let rules = rules();
     assert!(rules.len() > 90, "{}", rules.len());
-    assert_eq!(count(SIGNALS_DASHBOARD, "search"), 1 + rules.iter().filter(|r| r.ours).count());
-    assert_eq!(count(SIGMAHQ_DASHBOARD, "search"), rules.iter().filter(|r| !r.ours).count());
+    assert_eq!(
+        count(SIGNALS_DASHBOARD, "search"),
+        1 + rules.iter().filter(|r| r.ours).count()
+    );
+    assert_eq!(
+        count(SIGMAHQ_DASHBOARD, "search"),
+        rules.iter().filter(|r| !r.ours).count()
+    );
     assert_eq!(all.iter().filter(|o| o["type"] == "search").count(), 6 + rules.len());
     for rule in &rules {
         let id = format!("cwl-indexer-signal-{}", rule.key);

@@ -22,7 +22,11 @@ fn rules(disabled: &[&str]) -> RuleSet {
 }
 
 /// (name, id, level, origin) of the rules matching `records` as one invocation, record by record.
-fn invocation(rules: &RuleSet, records: &[String], country: Option<&str>) -> Vec<Vec<(String, String, String, Origin)>> {
+fn invocation(
+    rules: &RuleSet,
+    records: &[String],
+    country: Option<&str>,
+) -> Vec<Vec<(String, String, String, Origin)>> {
     let mut state = Correlations::default();
     records
         .iter()
@@ -46,18 +50,26 @@ fn detected(rules: &RuleSet, record: &Value) -> Vec<String> {
     let Message::CloudTrail(r) = classify(&text) else {
         return Vec::new();
     };
-    rules.detect(&RecordEvent::new(&r, None)).iter().map(|m| m.name.clone()).collect()
+    rules
+        .detect(&RecordEvent::new(&r, None))
+        .iter()
+        .map(|m| m.name.clone())
+        .collect()
 }
 
 #[test]
 fn every_case_of_sigma_cases_json() {
     let rules = rules(defaults::DISABLED_RULES);
     let cases: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(common::fixtures().join("detections/sigma-cases.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(common::fixtures().join("detections/sigma-cases.json")).unwrap())
+            .unwrap();
     let (mut failures, mut covered, mut kinds) = (Vec::new(), BTreeSet::new(), [0usize; 2]);
     for (n, case) in cases.iter().enumerate() {
         let id = case["rule_id"].as_str().unwrap();
-        assert!(rules.catalogue().iter().any(|r| r.id == id && r.disabled.is_none()), "case {n}: rule {id} not loaded");
+        assert!(
+            rules.catalogue().iter().any(|r| r.id == id && r.disabled.is_none()),
+            "case {n}: rule {id} not loaded"
+        );
         let records: Vec<String> = match case.get("records") {
             Some(Value::Array(rs)) => rs.iter().map(Value::to_string).collect(),
             _ => vec![case["record"].to_string()],
@@ -71,13 +83,25 @@ fn every_case_of_sigma_cases_json() {
             (e, _) => panic!("case {n}: expect {e}"),
         };
         kinds[usize::from(case["expect"] == "match")] += 1;
-        covered.insert((case["rule"].as_str().unwrap().to_owned(), case["expect"].as_str().unwrap().to_owned()));
+        covered.insert((
+            case["rule"].as_str().unwrap().to_owned(),
+            case["expect"].as_str().unwrap().to_owned(),
+        ));
         if !ok {
             let source = case.get("source").unwrap_or(&case["sources"][0]);
-            failures.push(format!("case {n} {} expects {} got {hits} ({})", case["rule"], case["expect"], source["test"]));
+            failures.push(format!(
+                "case {n} {} expects {} got {hits} ({})",
+                case["rule"], case["expect"], source["test"]
+            ));
         }
     }
-    eprintln!("{} cases ({} match, {} no-match), {} failures", cases.len(), kinds[1], kinds[0], failures.len());
+    eprintln!(
+        "{} cases ({} match, {} no-match), {} failures",
+        cases.len(),
+        kinds[1],
+        kinds[0],
+        failures.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Every alerting rule of ours has a positive and a negative case.
     let ours: BTreeSet<String> = rules
@@ -88,7 +112,10 @@ fn every_case_of_sigma_cases_json() {
         .collect();
     for name in &ours {
         for expect in ["match", "no-match"] {
-            assert!(covered.contains(&(name.clone(), expect.to_owned())), "{name}: no {expect} case");
+            assert!(
+                covered.contains(&(name.clone(), expect.to_owned())),
+                "{name}: no {expect} case"
+            );
         }
     }
     assert!(ours.len() >= 30, "{}", ours.len());
@@ -107,7 +134,13 @@ fn precision_and_recall_on_panther_labelled_records() {
             .unwrap();
     let rules = rules(&[]);
     // A correlation's base rule stands in for it: one record tests the condition.
-    let stand_in = |rule: &str| if rule == "access-denied-burst" { "access-denied-call".to_owned() } else { rule.to_owned() };
+    let stand_in = |rule: &str| {
+        if rule == "access-denied-burst" {
+            "access-denied-call".to_owned()
+        } else {
+            rule.to_owned()
+        }
+    };
     let mut table: BTreeMap<String, [usize; 4]> = BTreeMap::new(); // tp, fp, fn, tn
     let mut misses = Vec::new();
     for row in &labelled {
@@ -122,25 +155,44 @@ fn precision_and_recall_on_panther_labelled_records() {
             (false, false) => 3,
         }] += 1;
         if expected != got {
-            misses.push(format!("{rule}: {} ({}): expected {expected}", row["test"], row["panther_rule"]));
+            misses.push(format!(
+                "{rule}: {} ({}): expected {expected}",
+                row["test"], row["panther_rule"]
+            ));
         }
     }
     eprintln!("\n| rule | labelled | TP | FP | FN | TN | precision | recall |\n|---|---|---|---|---|---|---|---|");
     let mut all = [0usize; 4];
     for (rule, c) in &table {
         let (p, r) = precision_recall(*c);
-        eprintln!("| {rule} | {} | {} | {} | {} | {} | {p:.2} | {r:.2} |", c.iter().sum::<usize>(), c[0], c[1], c[2], c[3]);
+        eprintln!(
+            "| {rule} | {} | {} | {} | {} | {} | {p:.2} | {r:.2} |",
+            c.iter().sum::<usize>(),
+            c[0],
+            c[1],
+            c[2],
+            c[3]
+        );
         for (a, x) in all.iter_mut().zip(c) {
             *a += x;
         }
     }
-    eprintln!("misses (the labels follow Panther's own rule, whose intent can differ):\n  {}", misses.join("\n  "));
+    eprintln!(
+        "misses (the labels follow Panther's own rule, whose intent can differ):\n  {}",
+        misses.join("\n  ")
+    );
     let (precision, recall) = precision_recall(all);
-    eprintln!("overall: precision {precision:.2}, recall {recall:.2} over {} labelled records", labelled.len());
+    eprintln!(
+        "overall: precision {precision:.2}, recall {recall:.2} over {} labelled records",
+        labelled.len()
+    );
     assert!(table.len() >= 10, "every mapped rule has labels");
     // Floors at the JSON rules' figures (0.78 and 1.00), so that a rule edit that loses matches
     // or adds noise fails here. The disagreements are deliberate (rules/sigma/EVALUATOR.md).
-    assert!(precision >= 0.75 && recall >= 0.95, "precision {precision:.2}, recall {recall:.2}");
+    assert!(
+        precision >= 0.75 && recall >= 0.95,
+        "precision {precision:.2}, recall {recall:.2}"
+    );
 }
 
 fn precision_recall(c: [usize; 4]) -> (f64, f64) {
@@ -154,7 +206,10 @@ fn alert_rate_over_the_shared_records() {
     let lines: Vec<String> = corpus.lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 1557);
     let pct = |x: usize| 100.0 * x as f64 / lines.len() as f64;
-    for (label, disabled) in [("default DISABLED_RULES", defaults::DISABLED_RULES), ("every rule on", &[][..])] {
+    for (label, disabled) in [
+        ("default DISABLED_RULES", defaults::DISABLED_RULES),
+        ("every rule on", &[][..]),
+    ] {
         let rules = rules(disabled);
         let (mut any, mut ours, mut sigmahq) = (0, 0, 0);
         let mut per_level: BTreeMap<String, usize> = BTreeMap::new();
@@ -165,7 +220,9 @@ fn alert_rate_over_the_shared_records() {
             ours += usize::from(matched.iter().any(|m| m.3 == Origin::CwlIndexer));
             sigmahq += usize::from(matched.iter().any(|m| m.3 == Origin::SigmaHq));
             if let Some(top) = matched.iter().map(|m| level_rank(&m.2)).max() {
-                *per_level.entry(["low", "medium", "high", "critical"][top].to_owned()).or_default() += 1;
+                *per_level
+                    .entry(["low", "medium", "high", "critical"][top].to_owned())
+                    .or_default() += 1;
             }
             for m in &matched {
                 *per_rule.entry(m.0.clone()).or_default() += 1;
@@ -188,7 +245,10 @@ fn alert_rate_over_the_shared_records() {
         eprintln!("  as one invocation: {alerted} records alerted ({:.1}%)", pct(alerted));
         assert!(ours > 0 && ours < lines.len() / 4, "{ours}");
         if disabled.is_empty() {
-            assert!(any > lines.len() / 2, "AssumeRole Misuse on: most records alert ({any})");
+            assert!(
+                any > lines.len() / 2,
+                "AssumeRole Misuse on: most records alert ({any})"
+            );
         } else {
             assert!(any < lines.len() / 4, "AssumeRole Misuse off by default ({any})");
         }
@@ -196,7 +256,10 @@ fn alert_rate_over_the_shared_records() {
 }
 
 fn level_rank(level: &str) -> usize {
-    ["low", "medium", "high", "critical"].iter().position(|l| *l == level).unwrap_or(0)
+    ["low", "medium", "high", "critical"]
+        .iter()
+        .position(|l| *l == level)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -271,7 +334,14 @@ async fn documents_in_the_node_carry_source_and_signal_fields() {
     assert!(node::count(&pattern, "_exists_:source.as.number").await > 0);
     assert!(node::count(&pattern, "signal.names:root-activity").await >= 5);
     assert!(node::count(&pattern, "signal.rules:\"de45f90e-5fc0-4f77-b605-5b7883f4a1a1\"").await >= 5);
-    assert!(node::count(&pattern, "threat.framework:\"MITRE ATT&CK\" AND threat.technique.id:\"T1078.004\"").await >= 5);
+    assert!(
+        node::count(
+            &pattern,
+            "threat.framework:\"MITRE ATT&CK\" AND threat.technique.id:\"T1078.004\""
+        )
+        .await
+            >= 5
+    );
     assert!(node::count(&pattern, "_exists_:signal.titles AND _exists_:threat.tactic.name").await >= 5);
     assert!(node::count(&pattern, "signal.severity:high OR signal.severity:critical").await >= 5);
     // A geo query on the mapped point: calls made within 10 km of one that has a location.

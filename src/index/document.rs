@@ -190,8 +190,13 @@ fn write_signal(out: &mut Vec<u8>, rules: &[std::sync::Arc<signals::RuleInfo>], 
     let mut tactics: Vec<&str> = Vec::new();
     let mut techniques: Vec<&str> = Vec::new();
     for r in rules {
-        tactics.extend(r.tactics.iter().map(String::as_str).filter(|t| !tactics.contains(t)).collect::<Vec<_>>());
-        techniques.extend(r.techniques.iter().map(String::as_str).filter(|t| !techniques.contains(t)).collect::<Vec<_>>());
+        for (seen, new) in [(&mut tactics, &r.tactics), (&mut techniques, &r.techniques)] {
+            for item in new {
+                if !seen.contains(&item.as_str()) {
+                    seen.push(item);
+                }
+            }
+        }
     }
     if !tactics.is_empty() || !techniques.is_empty() {
         out.extend_from_slice(br#","threat":{"framework":"MITRE ATT&CK","tactic":{"name":"#);
@@ -618,15 +623,34 @@ mod tests {
             json!({"number": 13335, "organization": {"name": "Cloudflare, Inc."}})
         );
         assert_eq!(doc["signal"]["severity"], "high");
-        let names: Vec<&str> = doc["signal"]["names"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        assert!(names.contains(&"root-activity") && names.contains(&"console-login-failure"), "{names:?}");
+        let names: Vec<&str> = doc["signal"]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"root-activity") && names.contains(&"console-login-failure"),
+            "{names:?}"
+        );
         assert_eq!(doc["signal"]["rules"].as_array().unwrap().len(), names.len());
         assert_eq!(doc["signal"]["titles"].as_array().unwrap().len(), names.len());
         assert_eq!(doc["threat"]["framework"], "MITRE ATT&CK");
-        assert!(doc["threat"]["technique"]["id"].as_array().unwrap().contains(&json!("T1078.004")), "{}", doc["threat"]);
+        assert!(
+            doc["threat"]["technique"]["id"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("T1078.004")),
+            "{}",
+            doc["threat"]
+        );
         assert!(!doc["threat"]["tactic"]["name"].as_array().unwrap().is_empty());
         assert_eq!(signals.matches.len(), names.len());
-        let m = signals.matches.iter().find(|m| m.rule == "de45f90e-5fc0-4f77-b605-5b7883f4a1a1").unwrap();
+        let m = signals
+            .matches
+            .iter()
+            .find(|m| m.rule == "de45f90e-5fc0-4f77-b605-5b7883f4a1a1")
+            .unwrap();
         assert_eq!((m.index.as_str(), m.id.as_str()), ("cwl-2024.03.01", "111122223333:e1"));
         assert_eq!(m.principal.as_deref(), Some("arn:aws:iam::111122223333:root"));
         assert_eq!(m.country.as_deref(), Some("AU"));

@@ -263,7 +263,10 @@ mod tests {
         );
         assert_eq!(props["signal"]["properties"]["rules"]["type"], "keyword");
         assert_eq!(props["signal"]["properties"]["titles"]["type"], "keyword");
-        assert_eq!(props["threat"]["properties"]["technique"]["properties"]["id"]["type"], "keyword");
+        assert_eq!(
+            props["threat"]["properties"]["technique"]["properties"]["id"]["type"],
+            "keyword"
+        );
         assert_eq!(props["eventTime"]["type"], "date");
         assert_eq!(props["requestParameters"]["type"], "flat_object");
         assert_eq!(props["userIdentity"]["dynamic"], false);

@@ -202,9 +202,19 @@ mod tests {
         );
         assert!(body.contains("document: cwl-2024.03.01 / b"));
         assert!(body.contains("  ATT&CK: T1078.004\n"), "{body}");
-        assert!(body.contains("  rule: id-root-activity rules/sigma/cwl-indexer/root-activity.yml\n"), "{body}");
-        assert!(body.contains("  author: A. Author (SigmaHQ, Detection Rule License 1.1)\n"), "{body}");
-        assert_eq!(body.matches("author:").count(), 1, "only SigmaHQ rules name their author");
+        assert!(
+            body.contains("  rule: id-root-activity rules/sigma/cwl-indexer/root-activity.yml\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("  author: A. Author (SigmaHQ, Detection Rule License 1.1)\n"),
+            "{body}"
+        );
+        assert_eq!(
+            body.matches("author:").count(),
+            1,
+            "only SigmaHQ rules name their author"
+        );
         assert!(
             body.contains("https://search.example.com/_dashboards/app/discover#/?"),
             "{body}"

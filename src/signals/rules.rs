@@ -108,6 +108,7 @@ pub struct RuleOptions {
 }
 
 /// The compiled rules, built once at cold start.
+#[derive(Default)]
 pub struct RuleSet {
     /// Detection rules that require a literal `eventName` or `eventSource` (of [`Self::gate`]),
     /// evaluated only on records carrying one of them.
@@ -136,21 +137,6 @@ impl std::fmt::Debug for RuleSet {
             .field("enabled", &self.enabled.len())
             .field("correlations", &self.correlations.len())
             .finish_non_exhaustive()
-    }
-}
-
-impl Default for RuleSet {
-    fn default() -> Self {
-        Self {
-            gated: None,
-            open: None,
-            gate: HashSet::new(),
-            correlations: Vec::new(),
-            bases: HashSet::new(),
-            silent: HashSet::new(),
-            enabled: HashMap::new(),
-            catalogue: Vec::new(),
-        }
     }
 }
 
@@ -281,15 +267,26 @@ impl RuleSet {
         }
         for c in &collection.correlations {
             if let Err(e) = correlation_engine(std::slice::from_ref(c)) {
-                let file = c.id.as_deref().and_then(|id| set.enabled.get(id)).map_or_else(String::new, |i| i.file.clone());
+                let file =
+                    c.id.as_deref()
+                        .and_then(|id| set.enabled.get(id))
+                        .map_or_else(String::new, |i| i.file.clone());
                 return Err(RulesError {
                     line: source_text(&file, options).and_then(|t| line_of(t, "correlation:")),
                     file,
                     reason: format!("correlation {:?}: {}", c.title, one_line(&e.to_string())),
                 });
             }
-            if let Some(missing) = c.rules.iter().find(|r| !set.enabled.contains_key(*r) && !set.enabled.values().any(|i| i.name == **r)) {
-                tracing::info!(correlation = c.title, rule = missing, "a correlation's base rule is not loaded");
+            if let Some(missing) = c
+                .rules
+                .iter()
+                .find(|r| !set.enabled.contains_key(*r) && !set.enabled.values().any(|i| i.name == **r))
+            {
+                tracing::info!(
+                    correlation = c.title,
+                    rule = missing,
+                    "a correlation's base rule is not loaded"
+                );
             }
         }
         set.correlations = collection.correlations;
@@ -378,25 +375,63 @@ impl RuleSet {
     }
 }
 
-/// The literal `eventName` (`false`) / `eventSource` (`true`) values, lower-cased (Sigma's
-/// equality ignores case), one of which a record must carry for `rule` to match; `None` when
-/// the rule can match without (a negation, a wildcard or modifier on them, or no such field).
-fn required_keys(rule: &SigmaRule) -> Option<HashSet<(bool, String)>> {
-    let detections = &rule.detection;
-    let union = |sets: Vec<Option<HashSet<(bool, String)>>>| -> Option<HashSet<(bool, String)>> {
-        let mut all = HashSet::new();
-        for s in sets {
-            all.extend(s?);
-        }
-        (!all.is_empty()).then_some(all)
-    };
-    // For an AND, one side's requirement is enough: the smallest.
-    let any_side = |sets: Vec<Option<HashSet<(bool, String)>>>| sets.into_iter().flatten().min_by_key(HashSet::len);
-    fn selection(d: &Detection) -> Option<HashSet<(bool, String)>> {
-        match d {
-            Detection::AllOf(items) => items
+/// Literal (`eventSource` if `true`, else `eventName`, lower-cased) values, one of which a
+/// record must carry.
+type Keys = HashSet<(bool, String)>;
+
+/// The literal `eventName`/`eventSource` values (lower-cased: Sigma's equality ignores case)
+/// one of which a record must carry for `rule` to match; `None` when the rule can match without
+/// (a negation, a wildcard or modifier on them, or no such field).
+fn required_keys(rule: &SigmaRule) -> Option<Keys> {
+    let d = &rule.detection;
+    union(d.conditions.iter().map(|c| condition_keys(c, &d.named)).collect())
+}
+
+/// An OR: every branch must require something, and the record one of them all.
+fn union(sets: Vec<Option<Keys>>) -> Option<Keys> {
+    let mut all = Keys::new();
+    for set in sets {
+        all.extend(set?);
+    }
+    (!all.is_empty()).then_some(all)
+}
+
+/// An AND: one branch's requirement is enough; the smallest.
+fn smallest(sets: Vec<Option<Keys>>) -> Option<Keys> {
+    sets.into_iter().flatten().min_by_key(HashSet::len)
+}
+
+fn condition_keys(c: &ConditionExpr, named: &HashMap<String, Detection>) -> Option<Keys> {
+    match c {
+        ConditionExpr::Identifier(name) => selection_keys(named.get(name)?),
+        ConditionExpr::And(xs) => smallest(xs.iter().map(|x| condition_keys(x, named)).collect()),
+        ConditionExpr::Or(xs) => union(xs.iter().map(|x| condition_keys(x, named)).collect()),
+        ConditionExpr::Not(_) => None,
+        ConditionExpr::Selector { quantifier, pattern } => {
+            let picked: Vec<Option<Keys>> = named
                 .iter()
-                .filter_map(|item| {
+                .filter(|(n, _)| match pattern {
+                    SelectorPattern::Them => !n.starts_with('_'),
+                    SelectorPattern::Pattern(p) => glob(p, n),
+                })
+                .map(|(_, d)| selection_keys(d))
+                .collect();
+            match quantifier {
+                Quantifier::All => smallest(picked),
+                Quantifier::Any | Quantifier::Count(_) => union(picked),
+            }
+        }
+    }
+}
+
+/// A selection's requirement: a map (AND of its fields) needs one field's plain values, a
+/// list of maps (OR) every map's.
+fn selection_keys(d: &Detection) -> Option<Keys> {
+    match d {
+        Detection::AllOf(items) => smallest(
+            items
+                .iter()
+                .map(|item| {
                     let is_source = match item.field.name.as_deref()? {
                         "eventName" => false,
                         "eventSource" => true,
@@ -411,61 +446,26 @@ fn required_keys(rule: &SigmaRule) -> Option<HashSet<(bool, String)>> {
                             SigmaValue::String(s) => s.as_plain().map(|p| (is_source, p.to_ascii_lowercase())),
                             _ => None,
                         })
-                        .collect::<Option<HashSet<_>>>()
+                        .collect::<Option<Keys>>()
                 })
-                .min_by_key(HashSet::len),
-            Detection::AnyOf(subs) => {
-                let mut all = HashSet::new();
-                for s in subs {
-                    all.extend(selection(s)?);
-                }
-                Some(all)
-            }
-            _ => None,
+                .collect(),
+        ),
+        Detection::AnyOf(subs) => union(subs.iter().map(selection_keys).collect()),
+        _ => None,
+    }
+}
+
+/// Sigma's selector patterns: `*` matches any run of characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(after) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len()).any(|i| after.is_char_boundary(i) && glob(rest, &after[i..]))
         }
     }
-    fn glob(pattern: &str, name: &str) -> bool {
-        match pattern.split_once('*') {
-            None => pattern == name,
-            Some((head, tail)) => {
-                name.len() >= head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
-            }
-        }
-    }
-    fn condition(
-        c: &ConditionExpr,
-        named: &HashMap<String, Detection>,
-        union: &dyn Fn(Vec<Option<HashSet<(bool, String)>>>) -> Option<HashSet<(bool, String)>>,
-        any_side: &dyn Fn(Vec<Option<HashSet<(bool, String)>>>) -> Option<HashSet<(bool, String)>>,
-    ) -> Option<HashSet<(bool, String)>> {
-        match c {
-            ConditionExpr::Identifier(name) => selection(named.get(name)?),
-            ConditionExpr::And(xs) => any_side(xs.iter().map(|x| condition(x, named, union, any_side)).collect()),
-            ConditionExpr::Or(xs) => union(xs.iter().map(|x| condition(x, named, union, any_side)).collect()),
-            ConditionExpr::Not(_) => None,
-            ConditionExpr::Selector { quantifier, pattern } => {
-                let picked: Vec<Option<HashSet<(bool, String)>>> = named
-                    .iter()
-                    .filter(|(n, _)| match pattern {
-                        SelectorPattern::Them => !n.starts_with('_'),
-                        SelectorPattern::Pattern(p) => glob(p, n),
-                    })
-                    .map(|(_, d)| selection(d))
-                    .collect();
-                match quantifier {
-                    Quantifier::All => any_side(picked),
-                    Quantifier::Any | Quantifier::Count(_) => union(picked),
-                }
-            }
-        }
-    }
-    union(
-        detections
-            .conditions
-            .iter()
-            .map(|c| condition(c, &detections.named, &union, &any_side))
-            .collect(),
-    )
 }
 
 /// The correlation settings: every suppression pinned to none unless a rule sets its own (a
@@ -557,13 +557,20 @@ fn check_id(file: &str, text: &str, id: Option<&str>, title: &str) -> Result<(),
         return Err(RulesError {
             file: file.to_owned(),
             line: line_of(text, title),
-            reason: format!("rule {title:?} has no id (every rule needs one: it replaces, disables and names the rule)"),
+            reason: format!(
+                "rule {title:?} has no id (every rule needs one: it replaces, disables and names the rule)"
+            ),
         });
     }
     Ok(())
 }
 
-fn check_attributes<V>(file: &str, text: &str, is_user: bool, attributes: &HashMap<String, V>) -> Result<(), RulesError> {
+fn check_attributes<V>(
+    file: &str,
+    text: &str,
+    is_user: bool,
+    attributes: &HashMap<String, V>,
+) -> Result<(), RulesError> {
     if !is_user {
         return Ok(());
     }
@@ -731,7 +738,9 @@ pub fn attack(tags: &[String]) -> (Vec<String>, Vec<String>) {
         };
         let is_technique = rest.len() > 1
             && rest.starts_with('t')
-            && rest[1..].split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            && rest[1..]
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if is_technique {
             let id = rest.to_ascii_uppercase();
             if !techniques.contains(&id) {
@@ -785,10 +794,17 @@ mod tests {
     fn the_bundled_rules_load_and_the_country_rule_needs_its_list() {
         let rules = RuleSet::load(&options()).unwrap();
         assert!(rules.len() > 90, "{}", rules.len());
-        assert_eq!(rules.catalogue().iter().filter(|r| r.origin == Origin::SigmaHq).count(), 57);
+        assert_eq!(
+            rules.catalogue().iter().filter(|r| r.origin == Origin::SigmaHq).count(),
+            57
+        );
         let without = RuleSet::load(&RuleOptions::default()).unwrap();
         assert_eq!(without.len(), rules.len() - 1);
-        let country = without.catalogue().iter().find(|r| r.name == "unexpected-country").unwrap();
+        let country = without
+            .catalogue()
+            .iter()
+            .find(|r| r.name == "unexpected-country")
+            .unwrap();
         assert!(country.disabled.is_some());
         let call = r#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","sourceIPAddress":"81.2.69.142"}"#;
         let mut state = Correlations::default();
@@ -823,9 +839,20 @@ mod tests {
             ..options()
         })
         .unwrap();
-        let r = rules.catalogue().iter().find(|r| r.id == "de45f90e-5fc0-4f77-b605-5b7883f4a1a1").unwrap();
-        assert_eq!((r.level, r.origin, r.title.as_str()), (Severity::Critical, Origin::User, "Root, stricter"));
-        let assume = rules.catalogue().iter().find(|r| r.id == "905d389b-b853-46d0-9d3d-dea0d3a3cd49").unwrap();
+        let r = rules
+            .catalogue()
+            .iter()
+            .find(|r| r.id == "de45f90e-5fc0-4f77-b605-5b7883f4a1a1")
+            .unwrap();
+        assert_eq!(
+            (r.level, r.origin, r.title.as_str()),
+            (Severity::Critical, Origin::User, "Root, stricter")
+        );
+        let assume = rules
+            .catalogue()
+            .iter()
+            .find(|r| r.id == "905d389b-b853-46d0-9d3d-dea0d3a3cd49")
+            .unwrap();
         assert_eq!(assume.disabled.as_deref(), Some("DISABLED_RULES"));
     }
 
@@ -842,14 +869,20 @@ mod tests {
             assert_eq!((err.file.as_str(), err.line), ("u.yml", Some(line)), "{bad}: {err}");
             assert!(err.reason.contains(reason), "{err}");
         }
-        let multi = format!("{good}---\n{}", good.replace("1111", "9999").replace("eventName: A", "eventName|nope: A"));
+        let multi = format!(
+            "{good}---\n{}",
+            good.replace("1111", "9999")
+                .replace("eventName: A", "eventName|nope: A")
+        );
         assert_eq!(check(vec![("m.yml".into(), multi)]).unwrap_err().line, Some(19));
     }
 
     #[test]
     fn rules_are_gated_by_the_event_names_and_sources_they_require() {
         let parse = |detection: &str| {
-            let yaml = format!("title: t\nid: 11111111-2222-3333-4444-555555555555\nlogsource:\n  product: aws\ndetection:\n{detection}");
+            let yaml = format!(
+                "title: t\nid: 11111111-2222-3333-4444-555555555555\nlogsource:\n  product: aws\ndetection:\n{detection}"
+            );
             let rule = parse_sigma_yaml(&yaml).unwrap().rules.remove(0);
             let mut keys: Vec<(bool, String)> = required_keys(&rule).unwrap_or_default().into_iter().collect();
             keys.sort();
@@ -857,17 +890,25 @@ mod tests {
         };
         let key = |s: bool, v: &str| (s, v.to_owned());
         assert_eq!(
-            parse("  sel:\n    eventName:\n      - StopLogging\n      - DeleteTrail\n    errorCode: null\n  condition: sel\n"),
+            parse(
+                "  sel:\n    eventName:\n      - StopLogging\n      - DeleteTrail\n    errorCode: null\n  condition: sel\n"
+            ),
             [key(false, "deletetrail"), key(false, "stoplogging")]
         );
         assert_eq!(
-            parse("  a:\n    eventSource: iam.amazonaws.com\n  b:\n    userIdentity.type: Root\n  condition: a and not b\n"),
+            parse(
+                "  a:\n    eventSource: iam.amazonaws.com\n  b:\n    userIdentity.type: Root\n  condition: a and not b\n"
+            ),
             [key(true, "iam.amazonaws.com")]
         );
-        assert_eq!(parse("  a:\n    eventName: A\n  b:\n    userIdentity.type: Root\n  condition: a or b\n"), []);
+        assert_eq!(
+            parse("  a:\n    eventName: A\n  b:\n    userIdentity.type: Root\n  condition: a or b\n"),
+            []
+        );
         assert_eq!(parse("  a:\n    eventName|startswith: Get\n  condition: a\n"), []);
         assert_eq!(parse("  a:\n    eventName: Get*\n  condition: a\n"), []);
         assert_eq!(parse("  a:\n    eventName: A\n  condition: not a\n"), []);
+        assert!(glob("sel_*", "sel_1") && glob("*_a*b", "x_ayb") && !glob("sel_*", "filter") && glob("them", "them"));
         assert_eq!(
             parse("  sel_1:\n    eventName: A\n  sel_2:\n    eventName: B\n  condition: 1 of sel_*\n"),
             [key(false, "a"), key(false, "b")]
@@ -881,7 +922,13 @@ mod tests {
 
     #[test]
     fn attack_tags_become_tactic_names_and_technique_ids() {
-        let tags = ["attack.defense-evasion", "attack.t1562.008", "attack.command_and_control", "attack.s0002", "cve.x"];
+        let tags = [
+            "attack.defense-evasion",
+            "attack.t1562.008",
+            "attack.command_and_control",
+            "attack.s0002",
+            "cve.x",
+        ];
         let (tactics, techniques) = attack(&tags.map(String::from));
         assert_eq!(tactics, ["Defense Evasion", "Command and Control"]);
         assert_eq!(techniques, ["T1562.008"]);

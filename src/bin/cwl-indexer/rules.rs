@@ -20,7 +20,10 @@ pub fn list(rules: &RuleSet) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "id\tlevel\tenabled\tsource\ttitle\tauthor\tlink")?;
     for r in rules.catalogue() {
-        let enabled = r.disabled.as_ref().map_or_else(|| "yes".to_owned(), |why| format!("no ({why})"));
+        let enabled = r
+            .disabled
+            .as_ref()
+            .map_or_else(|| "yes".to_owned(), |why| format!("no ({why})"));
         let source = match r.origin {
             cwl_indexer::signals::Origin::User => format!("user:{}", r.file),
             o => o.as_str().to_owned(),
@@ -62,7 +65,12 @@ struct Documents(Vec<Value>);
 impl Sink for Documents {
     type Error = serde_json::Error;
 
-    async fn send(&mut self, chunk: &BulkChunk, _batch: &Batch<'_>, _delivery: &mut Delivery) -> Result<(), Self::Error> {
+    async fn send(
+        &mut self,
+        chunk: &BulkChunk,
+        _batch: &Batch<'_>,
+        _delivery: &mut Delivery,
+    ) -> Result<(), Self::Error> {
         for item in chunk.items() {
             let text = &chunk.body()[item.range.clone()];
             // An item is the action line then the document line.
