@@ -1282,7 +1282,11 @@ async fn check_with_count(pattern: &str, query: &str, aggs: &[BucketAgg], bucket
 /// reach, each with the searches that must find it (and no other may). Their address is a
 /// documentation one, never looked up, so only the rules on the records' own fields match:
 /// the refused StopLogging is not trail tampering (the rule wants a call that succeeded), the
-/// root call invoked by a service and the root AwsServiceEvent are not root activity. The
+/// root call invoked by a service and the root AwsServiceEvent are not root activity. Some near
+/// misses of our rules are SigmaHQ rules' matches, so they are in "Security signals: all": AWS
+/// Root Credentials takes the root call invoked by a service, CloudTrail Important Change the
+/// refused StopLogging, the security group modification rule the revokes, IAM Backdoor Users
+/// Keys and User Login Profile Was Modified the calls for oneself. The
 /// IAM records give the four IAM rules that no fixture matches ([`SILENT_IN_FIXTURES`]) a
 /// positive each, next to a near miss (for oneself, another policy, refused). In the fixtures, the
 /// root records invoked by a service and the StopLogging and DeleteTrail records share their
@@ -1302,7 +1306,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-root-invoked-by-service",
         r#"{"userIdentity":{"type":"Root","arn":"arn:aws:iam::999988887777:root","invokedBy":"support.amazonaws.com"},"eventName":"DescribeTrustedAdvisorChecks","eventSource":"support.amazonaws.com","eventType":"AwsApiCall"}"#,
-        &[],
+        &["cwl-indexer-signals"],
     ),
     (
         "edge-root-service-event",
@@ -1322,7 +1326,11 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-stop-logging-denied",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/mallory"},"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","eventType":"AwsApiCall","errorCode":"AccessDenied"}"#,
-        &["cwl-indexer-trail-tampering", "cwl-indexer-unauthorized-calls"],
+        &[
+            "cwl-indexer-trail-tampering",
+            "cwl-indexer-unauthorized-calls",
+            "cwl-indexer-signals",
+        ],
     ),
     (
         "edge-delete-trail",
@@ -1341,7 +1349,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-revoke-ingress",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice"},"eventName":"RevokeSecurityGroupIngress","eventSource":"ec2.amazonaws.com","eventType":"AwsApiCall"}"#,
-        &["cwl-indexer-security-group-changes"],
+        &["cwl-indexer-security-group-changes", "cwl-indexer-signals"],
     ),
     (
         "edge-delete-security-group",
@@ -1356,7 +1364,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-revoke-egress",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice"},"eventName":"RevokeSecurityGroupEgress","eventSource":"ec2.amazonaws.com","eventType":"AwsApiCall"}"#,
-        &["cwl-indexer-security-group-changes"],
+        &["cwl-indexer-security-group-changes", "cwl-indexer-signals"],
     ),
     (
         "edge-describe-security-groups",
@@ -1388,7 +1396,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-access-key-for-oneself",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice","userName":"alice"},"eventName":"CreateAccessKey","eventSource":"iam.amazonaws.com","eventType":"AwsApiCall","requestParameters":{"userName":"alice"}}"#,
-        &[],
+        &["cwl-indexer-signals"],
     ),
     (
         "edge-create-login-profile",
@@ -1403,7 +1411,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-update-own-login-profile",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice","userName":"alice"},"eventName":"UpdateLoginProfile","eventSource":"iam.amazonaws.com","eventType":"AwsApiCall","requestParameters":{"userName":"alice"}}"#,
-        &[],
+        &["cwl-indexer-signals"],
     ),
     (
         "edge-update-assume-role-policy",
