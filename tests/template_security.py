@@ -1127,6 +1127,8 @@ LEFT_UNSET = {
     "private DNS (its default) makes that same name resolve to it",
     "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
     "exists for tests against a local S3 server",
+    "RULES_FILE": "the retired JSON rule format: config.rs reads it only to refuse it with a message to use "
+    "SIGMA_RULES (the template sets SIGMA_RULES)",
 }
 
 
