@@ -61,19 +61,25 @@ fn load(dir: &std::path::Path, name: &str) -> CloudWatchLogsEvent {
 }
 
 /// The indexer as deployed with security signals: GeoIP (the fixture databases) and the
-/// built-in rules (rules/default.json).
-fn with_signals() -> Indexer {
+/// bundled Sigma rules with the country allow-list, minus the default `DISABLED_RULES`
+/// (`every_rule`: none disabled, SigmaHQ's AssumeRole Misuse included).
+fn with_signals(every_rule: bool) -> Indexer {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let signals = SignalsConfig {
+    let mut signals = SignalsConfig {
         geoip_db: Some(root.join("fixtures/geo/city-subset.mmdb")),
         geoip_asn_db: Some(root.join("fixtures/geo/asn-subset.mmdb")),
+        allowed_countries: vec!["US".into(), "IL".into()],
         ..SignalsConfig::default()
     };
+    if every_rule {
+        signals.disabled_rules.clear();
+    }
     let config = Config {
         signals,
         ..Config::default()
     };
     let enrichment = Enrichment::load(&config.signals).expect("fixture databases and rules load");
+    eprintln!("signals on: {} rules", enrichment.rules.len());
     Indexer::new(config).with_enrichment(enrichment)
 }
 
@@ -131,7 +137,7 @@ fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
-    let (off, on) = (without_signals(), with_signals());
+    let (off, on, all) = (without_signals(), with_signals(false), with_signals(true));
     let mut sizes = serde_json::Map::new();
     for name in WORKLOADS {
         let event = load(&dir, name);
@@ -162,6 +168,9 @@ fn benches(c: &mut Criterion) {
                     "transform-signals-on-gzip" => {
                         black_box(transform(&rt, &on, &event, true));
                     }
+                    "transform-signals-all" => {
+                        black_box(transform(&rt, &all, &event, false));
+                    }
                     _ => {}
                 }
             }
@@ -185,6 +194,9 @@ fn benches(c: &mut Criterion) {
         });
         g.bench_function("transform-signals-on-gzip", |b| {
             b.iter(|| transform(&rt, &on, black_box(&event), true))
+        });
+        g.bench_function("transform-signals-all", |b| {
+            b.iter(|| transform(&rt, &all, black_box(&event), false))
         });
         g.finish();
     }

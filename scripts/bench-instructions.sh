@@ -28,7 +28,7 @@ echo "{" >"$out"
 sep=
 for w in realistic small large; do
   base=$(ir "$w/none:0")
-  for b in floor transform-signals-off transform-signals-on transform-signals-on-gzip; do
+  for b in floor transform-signals-off transform-signals-on transform-signals-on-gzip transform-signals-all; do
     t=$(ir "$w/$b:$n")
     printf '%s"%s/%s": %s\n' "$sep" "$w" "$b" "$(((t - base) / n))" >>"$out"
     sep=,

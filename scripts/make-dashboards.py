@@ -19,9 +19,11 @@ Invariants the `setup` command and the tests rely on (see dashboards/README.md):
   objects instead of duplicating them.
 - Queries are Lucene syntax (`language: lucene`): Dashboards sends them as `query_string`
   queries, the same queries the README documents and the tests run.
-- There is one saved search per built-in detection rule, generated from rules/default.json:
-  adding a rule there and re-running this script adds its search to the "Security signals"
-  dashboard.
+- There is one saved search per bundled Sigma rule that alerts (rules/sigma/sigmahq and
+  rules/sigma/cwl-indexer; a correlation's base rules never alert on their own), generated from
+  the rule files: adding a rule there and re-running this script adds its search. The searches of
+  cwl-indexer's own rules are panels of the "Security signals" dashboard, SigmaHQ's of the
+  "Security signals: SigmaHQ rules" dashboard.
 """
 
 import json
@@ -32,7 +34,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "dashboards", "cloudtrail-audit.ndjson")
 LOGTYPES_OUT = os.path.join(ROOT, "dashboards", "logtypes.ndjson")
-RULES = os.path.join(ROOT, "rules", "default.json")
+RULE_DIRS = [os.path.join(ROOT, "rules", "sigma", d) for d in ("sigmahq", "cwl-indexer")]
 
 INDEX_PATTERN_ID = "cwl-indexer-index-pattern"
 # The only place the CloudTrail index pattern is named: the daily indices `cwl-YYYY.MM.DD`,
@@ -64,29 +66,51 @@ FAILURES = "event.outcome:failure"
 # Documents at least one detection rule matched (`signal.rules`, written at ingest).
 SIGNALS = "_exists_:signal.rules"
 
-# Rule ids land unquoted in Lucene queries (`signal.rules:root-activity`) and in saved-object
-# ids, so they must stay plain: lowercase letters, digits and inner hyphens.
-RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+# Saved-search ids use the rule's `name` (ours: plain words), else its `id` (a UUID): both
+# lowercase letters, digits and inner hyphens.
+RULE_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SEVERITIES = ["low", "medium", "high", "critical"]
+# Sigma levels; `informational` counts as low (as the indexer's signal.severity does).
+LEVELS = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 
 
 def rule_query(rule_id):
-    return f"signal.rules:{rule_id}"
+    return f'signal.rules:"{rule_id}"'
 
 
 def load_rules():
-    """The built-in detection rules, in file order, checked enough to build queries from."""
-    with open(RULES, encoding="utf-8") as f:
-        rules = json.load(f)["rules"]
-    seen = set()
-    for rule in rules:
-        rule_id = rule["id"]
-        if not RULE_ID.match(rule_id) or rule_id in seen:
-            sys.exit(f"{os.path.relpath(RULES, ROOT)}: rule id {rule_id!r} is not a unique plain id")
-        if rule["severity"] not in SEVERITIES:
-            sys.exit(f"{os.path.relpath(RULES, ROOT)}: rule {rule_id}: severity {rule['severity']!r}")
-        seen.add(rule_id)
-    return rules
+    """The bundled Sigma rules that alert, in load order (file by file, sorted, as build.rs lists
+    them): id, name, title, level, origin, description. A correlation's base rules are left out
+    unless the correlation sets `generate: true`."""
+    import yaml
+
+    rules, silent, seen = [], set(), set()
+    for directory in RULE_DIRS:
+        origin = os.path.basename(directory)
+        for name in sorted(f for f in os.listdir(directory) if f.endswith(".yml")):
+            path = os.path.join(directory, name)
+            with open(path, encoding="utf-8") as f:
+                for doc in yaml.safe_load_all(f):
+                    if not doc:
+                        continue
+                    correlation = doc.get("correlation")
+                    if correlation and not correlation.get("generate", False):
+                        silent.update(correlation.get("rules", []))
+                    key = doc.get("name") or doc["id"]
+                    where = os.path.relpath(path, ROOT)
+                    if not RULE_KEY.match(key) or key in seen:
+                        sys.exit(f"{where}: rule {key!r} is not a unique plain name or id")
+                    seen.add(key)
+                    rules.append({
+                        "id": doc["id"],
+                        "key": key,
+                        "title": doc["title"],
+                        "level": LEVELS[doc.get("level", "low")],
+                        "origin": origin,
+                        "file": where,
+                        "description": " ".join(str(doc.get("description", doc["title"])).split()),
+                    })
+    return [r for r in rules if r["id"] not in silent]
 
 
 def minify(obj):
@@ -305,8 +329,9 @@ def visualization(vis_id, title, description, vis_type, aggs, query="", pattern_
 
 SEARCH_COLUMNS = ["eventName", "eventSource", "userIdentity.arn", "sourceIPAddress", "awsRegion", "errorCode"]
 SIGNAL_COLUMNS = [
-    "signal.rules",
+    "signal.titles",
     "signal.severity",
+    "threat.technique.id",
     "eventName",
     "userIdentity.arn",
     "sourceIPAddress",
@@ -589,10 +614,10 @@ def objects():
     signals_over_time = visualization(
         "cwl-indexer-signals-over-time",
         "Security signals over time",
-        "Documents matched by a detection rule, per interval, stacked by rule (signal.rules, top 20 "
-        "per interval). A document matched by two rules counts once in each.",
+        "Documents matched by a detection rule, per interval, stacked by rule title (signal.titles, "
+        "top 20 per interval). A document matched by two rules counts once in each.",
         "stacked_histogram",
-        [date_histogram("2"), terms("3", "signal.rules", 20, "group", "rule")],
+        [date_histogram("2"), terms("3", "signal.titles", 20, "group", "rule")],
         SIGNALS,
     )
     by_severity = visualization(
@@ -601,6 +626,16 @@ def objects():
         "Documents matched by a detection rule, by the highest severity among their rules (signal.severity).",
         "pie",
         [terms("2", "signal.severity", len(SEVERITIES), "segment", "severity")],
+        SIGNALS,
+    )
+    by_technique = visualization(
+        "cwl-indexer-signals-by-tactic-and-technique",
+        "Security signals by tactic and technique",
+        "Documents matched by a detection rule, by MITRE ATT&CK tactic (threat.tactic.name) and "
+        "technique (threat.technique.id, top 20 per tactic), from the matched rules' tags. A "
+        "document whose rules name two tactics counts under both.",
+        "table",
+        [terms("2", "threat.tactic.name", 14, "bucket", "tactic"), terms("3", "threat.technique.id", 20, "bucket", "technique")],
         SIGNALS,
     )
     all_signals = saved_search(
@@ -612,14 +647,16 @@ def objects():
     )
     per_rule = []
     for rule in load_rules():
-        about = rule.get("description", rule["title"] + ".")
         per_rule.append(
-            saved_search(
-                f"cwl-indexer-signal-{rule['id']}",
-                f"Security signal: {rule['title']}",
-                f"{about} Detection rule {rule['id']} (rules/default.json), severity {rule['severity']}.",
-                rule_query(rule["id"]),
-                ["eventName", "userIdentity.arn", "sourceIPAddress", "source.geo.country_name", "awsRegion", "signal.rules"],
+            (
+                rule,
+                saved_search(
+                    f"cwl-indexer-signal-{rule['key']}",
+                    f"Security signal: {rule['title']}",
+                    f"{rule['description']} Sigma rule {rule['id']} ({rule['file']}), level {rule['level']}.",
+                    rule_query(rule["id"]),
+                    ["eventName", "userIdentity.arn", "sourceIPAddress", "source.geo.country_name", "awsRegion", "signal.titles"],
+                ),
             )
         )
     signals = dashboard(
@@ -630,11 +667,19 @@ def objects():
         [
             (signals_over_time, 32, 15),
             (by_severity, 16, 15),
+            (by_technique, 48, 15),
             (locations, 32, 20),
             (countries, 16, 20),
             (all_signals, 48, 15),
         ]
-        + [(search, 24, 12) for search in per_rule],
+        + [(search, 24, 12) for rule, search in per_rule if rule["origin"] == "cwl-indexer"],
+    )
+    sigmahq = dashboard(
+        "cwl-indexer-sigmahq-signals",
+        "Security signals: SigmaHQ rules",
+        "One saved search per bundled SigmaHQ CloudTrail rule (Detection Rule License 1.1: each "
+        "search's description names the rule file; `cwl-indexer rules list` its author and source).",
+        [(search, 24, 12) for rule, search in per_rule if rule["origin"] == "sigmahq"],
     )
     return [
         index_pattern,
@@ -655,8 +700,9 @@ def objects():
         countries,
         signals_over_time,
         by_severity,
+        by_technique,
         all_signals,
-        *per_rule,
+        *(search for _, search in per_rule),
         signals,
         s3_buckets,
         roles_assumed,
@@ -665,6 +711,7 @@ def objects():
         secrets,
         failures,
         resources,
+        sigmahq,
     ]
 
 

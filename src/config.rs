@@ -93,6 +93,10 @@ pub mod defaults {
     pub const SIGV4_SERVICE: &str = "es";
     /// Days an index is kept: CloudTrail's own Event history keeps 90.
     pub const RETENTION_DAYS: u32 = 90;
+    /// `DISABLED_RULES`: rules off unless the variable says otherwise. SigmaHQ's "AWS STS
+    /// AssumeRole Misuse" matches every call made with an assumed role (two thirds of the
+    /// shared records): it stays searchable by switching it back on (`DISABLED_RULES=none`).
+    pub const DISABLED_RULES: &[&str] = &["905d389b-b853-46d0-9d3d-dea0d3a3cd49"];
 }
 
 /// The smallest accepted `BULK_MAX_BYTES`: one CloudWatch log event (256 KiB) plus headroom,
@@ -338,8 +342,11 @@ pub struct SignalsConfig {
     pub geoip_db: Option<std::path::PathBuf>,
     /// `GEOIP_ASN_DB`: a MaxMind-format ASN database.
     pub geoip_asn_db: Option<std::path::PathBuf>,
-    /// `RULES_FILE`: extra detection rules (JSON), added to the built-in ones.
-    pub rules_file: Option<std::path::PathBuf>,
+    /// `SIGMA_RULES`: a Sigma rule file (`.yml`) or a directory of them, added to the bundled
+    /// rules (a rule with a bundled rule's `id` replaces it).
+    pub sigma_rules: Option<std::path::PathBuf>,
+    /// `DISABLED_RULES`: rule ids (or names) switched off; `none` for none.
+    pub disabled_rules: Vec<String>,
     /// `DETECTIONS`: evaluate the rules (`true`).
     pub detections: bool,
     /// `ALLOWED_COUNTRIES`: ISO codes, comma-separated, for the country rule.
@@ -359,7 +366,8 @@ impl Default for SignalsConfig {
         Self {
             geoip_db: None,
             geoip_asn_db: None,
-            rules_file: None,
+            sigma_rules: None,
+            disabled_rules: defaults::DISABLED_RULES.iter().map(|s| (*s).to_owned()).collect(),
             detections: true,
             allowed_countries: Vec::new(),
             alert_topic_arn: None,
@@ -452,7 +460,24 @@ impl Config {
         let signals = &mut config.signals;
         signals.geoip_db = get("GEOIP_DB").map(Into::into);
         signals.geoip_asn_db = get("GEOIP_ASN_DB").map(Into::into);
-        signals.rules_file = get("RULES_FILE").map(Into::into);
+        if let Some(v) = get("RULES_FILE") {
+            return Err(ConfigError::new(
+                "RULES_FILE",
+                &v,
+                "the JSON rule format is gone: write the rules in Sigma and set SIGMA_RULES to the file or directory",
+            ));
+        }
+        signals.sigma_rules = get("SIGMA_RULES").map(|v| v.trim().into());
+        if let Some(v) = get("DISABLED_RULES") {
+            signals.disabled_rules = if v.trim().eq_ignore_ascii_case("none") {
+                Vec::new()
+            } else {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+        }
         if let Some(v) = get("DETECTIONS") {
             signals.detections = parse_bool("DETECTIONS", &v)?;
         }
@@ -951,7 +976,22 @@ mod tests {
         assert_eq!(s.allowed_countries, vec!["US", "IL"]);
         assert_eq!(s.alert_min_severity, Severity::Medium);
         assert!(s.detections);
+        assert_eq!(s.disabled_rules, defaults::DISABLED_RULES);
+        let c = from(&[("SIGMA_RULES", "/opt/rules"), ("DISABLED_RULES", "a, b,")]).unwrap();
+        assert_eq!(
+            c.signals.sigma_rules.as_deref(),
+            Some(std::path::Path::new("/opt/rules"))
+        );
+        assert_eq!(c.signals.disabled_rules, ["a", "b"]);
+        assert!(
+            from(&[("DISABLED_RULES", "None")])
+                .unwrap()
+                .signals
+                .disabled_rules
+                .is_empty()
+        );
         for (var, value) in [
+            ("RULES_FILE", "/opt/rules.json"),
             ("ALLOWED_COUNTRIES", "USA"),
             ("ALERT_MIN_SEVERITY", "urgent"),
             ("DETECTIONS", "yes"),

@@ -20,7 +20,12 @@ async fn main() -> Result<(), Error> {
         .into());
     }
     // Lambda puts the role's credentials in the environment; no network call at init.
-    let Wired { indexer, opensearch } = cwl_indexer::wire(config, &Aws::from_env())?;
+    // A rule file that does not compile stops the cold start here, naming its file, line and
+    // reason (Display, not the error's Debug form, in the log and in Lambda's init error).
+    let Wired { indexer, opensearch } = cwl_indexer::wire(config, &Aws::from_env()).map_err(|e| {
+        tracing::error!(error = %e, "cold start failed");
+        Error::from(e.to_string())
+    })?;
     let opensearch = opensearch.ok_or("OPENSEARCH_ENDPOINT: no cluster client was built")?;
     tracing::info!(config = ?indexer.config(), enrichment = ?indexer.enrichment(), "cold start");
     let (indexer, opensearch) = (&indexer, &opensearch);

@@ -32,7 +32,7 @@ pub enum Shape {
 /// whole). A record's own top-level key with one of these names (or any name OpenSearch would
 /// refuse, see [`is_awkward_name`]) is moved under `@unindexed` instead of producing a
 /// duplicate key or a refused document.
-pub const ADDED_FIELDS: [&str; 17] = [
+pub const ADDED_FIELDS: [&str; 18] = [
     "@id",
     "@timestamp",
     "@owner",
@@ -50,6 +50,7 @@ pub const ADDED_FIELDS: [&str; 17] = [
     "user_agent",
     "user",
     "timestamp",
+    "threat",
 ];
 
 /// True for top-level keys that cannot be indexed under their own name: ours, names

@@ -126,6 +126,19 @@ async fn one_alert_per_invocation_with_exactly_the_composed_summary() {
         got[0].1
     );
     assert!(got.iter().all(|(s, _)| s.len() <= 100));
+    // A SigmaHQ rule's alert names its author (DRL 1.1) and source link; ours their technique.
+    assert!(
+        got[0]
+            .1
+            .contains("AWS Root Credentials (8ad1600d-e9dc-4251-b0ee-a65268f29add): ")
+            && got[0]
+                .1
+                .contains("  author: vitaliy0x1 (SigmaHQ, Detection Rule License 1.1)\n")
+            && got[0].1.contains("https://github.com/SigmaHQ/sigma/blob/"),
+        "{}",
+        got[0].1
+    );
+    assert!(got[0].1.contains("  ATT&CK: T1078.004\n"), "{}", got[0].1);
 }
 
 #[tokio::test]

@@ -330,3 +330,206 @@ fn replay_takes_s3_notifications_direct_and_through_sns_and_sqs() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("needs an S3 client"), "{stderr}");
 }
+
+/// A user rule: `eventName` equal to `name`, with `body` replacing the selection when given.
+fn user_rule(id: &str, name: &str, level: &str) -> String {
+    format!(
+        "title: User rule {name}\nid: {id}\nstatus: test\nauthor: a user\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: {name}\n  condition: sel\nlevel: {level}\n"
+    )
+}
+
+fn rules_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cwl-indexer"))
+        .args(args)
+        .env_remove("SIGMA_RULES")
+        .env_remove("DISABLED_RULES")
+        .env_remove("ALLOWED_COUNTRIES")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run cwl-indexer")
+}
+
+#[test]
+fn rules_list_shows_every_rule_with_its_source_and_whether_it_is_on() {
+    let dir = tempdir("rules-list");
+    // Replaces the bundled root-activity rule by id, and adds one.
+    std::fs::write(
+        dir.join("root.yml"),
+        user_rule("de45f90e-5fc0-4f77-b605-5b7883f4a1a1", "ListBuckets", "critical"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("kms.yml"),
+        user_rule("0b7e8a2c-0000-4000-8000-000000000001", "ScheduleKeyDeletion", "high"),
+    )
+    .unwrap();
+    let out = rules_cli(
+        &["rules", "list"],
+        &[
+            ("SIGMA_RULES", dir.to_str().unwrap()),
+            ("DISABLED_RULES", "iam-user-created"),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r[0] == id)
+            .unwrap_or_else(|| panic!("{id} in {text}"))
+            .clone()
+    };
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "id\tlevel\tenabled\tsource\ttitle\tauthor\tlink"
+    );
+    assert_eq!(rows.iter().filter(|r| r[3] == "sigmahq").count(), 57);
+    let root = row("de45f90e-5fc0-4f77-b605-5b7883f4a1a1");
+    assert_eq!(
+        (root[1], root[2], root[4]),
+        ("critical", "yes", "User rule ListBuckets")
+    );
+    assert!(
+        root[3].starts_with("user:") && root[3].ends_with("root.yml"),
+        "{root:?}"
+    );
+    assert_eq!(row("0b7e8a2c-0000-4000-8000-000000000001")[1], "high");
+    // AssumeRole Misuse is off by default; DISABLED_RULES takes names too; no list, no country rule.
+    assert_eq!(
+        row("905d389b-b853-46d0-9d3d-dea0d3a3cd49")[2],
+        "yes",
+        "DISABLED_RULES replaces the default list"
+    );
+    let user_created = rows.iter().find(|r| r[4].starts_with("IAM user created")).unwrap();
+    assert_eq!(user_created[2], "no (DISABLED_RULES)");
+    let country = rows.iter().find(|r| r[4].contains("outside the allow-list")).unwrap();
+    assert_eq!(country[2], "no (ALLOWED_COUNTRIES is not set)");
+    let sigmahq = rows.iter().find(|r| r[3] == "sigmahq").unwrap();
+    assert!(
+        !sigmahq[5].is_empty() && sigmahq[6].starts_with("https://github.com/SigmaHQ/sigma/blob/"),
+        "{sigmahq:?}"
+    );
+
+    let out = rules_cli(&["rules", "list"], &[]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("905d389b-b853-46d0-9d3d-dea0d3a3cd49\tlow\tno (DISABLED_RULES)\tsigmahq"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rules_test_names_the_record_and_the_rule_for_lambda_events_and_ndjson() {
+    let out = rules_cli(
+        &[
+            "rules",
+            "test",
+            common::fixtures().join("root-activity.json").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l
+            .contains("\tConsoleLogin\troot-activity\thigh\tRoot user activity\tde45f90e-5fc0-4f77-b605-5b7883f4a1a1")),
+        "{text}"
+    );
+    let dir = tempdir("rules-test");
+    let records = dir.join("records.ndjson");
+    let ok = r#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"}}"#;
+    let stop = r#"{"eventVersion":"1.08","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"},"requestParameters":{"name":"t"}}"#;
+    std::fs::write(&records, format!("{ok}\n{stop}\n")).unwrap();
+    let out = rules_cli(&["rules", "test", records.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().all(|l| l.contains("records.ndjson:2\tStopLogging\t")),
+        "{text}"
+    );
+    assert!(text.contains("\ttrail-tampering\t"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 records, 1 matched a rule"));
+}
+
+#[test]
+fn rules_check_fails_with_the_file_line_and_reason() {
+    let dir = tempdir("rules-check");
+    let good = user_rule("0b7e8a2c-0000-4000-8000-000000000002", "ScheduleKeyDeletion", "high");
+    std::fs::write(dir.join("a.yml"), &good).unwrap();
+    let out = rules_cli(&["rules", "check", dir.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok: 1 rules in 1 files compile\n");
+    for (bad, line, reason) in [
+        (
+            good.replace("eventName: ", "eventName|contians: "),
+            10,
+            "Unknown modifier 'contians'",
+        ),
+        (
+            good.replace("condition: sel", "condition: sel or ("),
+            11,
+            "Condition parse error",
+        ),
+        (
+            good.replace("eventName: ScheduleKeyDeletion", "eventName|re: 'Schedule(['"),
+            10,
+            "invalid regex",
+        ),
+    ] {
+        std::fs::write(dir.join("b.yml"), &bad).unwrap();
+        let out = rules_cli(&["rules", "check", dir.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let expected = format!("{}:{line}: ", dir.join("b.yml").display());
+        assert!(
+            stderr.contains(&expected) && stderr.contains(reason),
+            "{expected} {reason}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_sigma_rules_stops_the_cold_start_with_the_file_line_and_reason() {
+    let dir = tempdir("cold-start");
+    let bad =
+        user_rule("0b7e8a2c-0000-4000-8000-000000000003", "X", "high").replace("eventName: ", "eventName|contians: ");
+    std::fs::write(dir.join("bad.yml"), bad).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .envs([
+            ("OPENSEARCH_ENDPOINT", "http://127.0.0.1:9"),
+            ("AUTH", "none"),
+            ("SIGMA_RULES", dir.to_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let expected = format!(
+        "SIGMA_RULES: {}:10: Unknown modifier 'contians'",
+        dir.join("bad.yml").display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    // The old variable is refused, not ignored.
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .envs([
+            ("OPENSEARCH_ENDPOINT", "http://127.0.0.1:9"),
+            ("AUTH", "none"),
+            ("RULES_FILE", "/opt/r.json"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RULES_FILE"));
+}
+
+/// A fresh directory under the target directory (removed first if left over).
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -13,10 +13,11 @@
 //! few hand-written records ([`EDGES`]) cover the edges of the saved searches' queries that
 //! the fixtures leave untested.
 //!
-//! The detection rules are not re-implemented here in full: which rules a document matched
-//! (`signal.rules`) is read back from the node, its severity is checked against the rules
-//! file, the simple rules are recomputed from the records ([`rule_oracle`]), and every rule
-//! but the [`SILENT_RULES`] must match something.
+//! The Sigma rules are not re-implemented here: which rules a document matched
+//! (`signal.rules`) is read back from the node, its severity is checked against the rules'
+//! levels, the former built-in rules (simple enough) are recomputed from the records
+//! ([`rule_oracle`]), and each of those but the [`SILENT_IN_FIXTURES`] must match something.
+//! Every bundled rule's cases on real records are in `tests/detections.rs`.
 
 mod common;
 
@@ -31,7 +32,7 @@ use cwl_indexer::CloudWatchLogsEvent;
 use cwl_indexer::config::SignalsConfig;
 use cwl_indexer::deliver::cluster::cloudtrail_pattern;
 use cwl_indexer::index::Flavor;
-use cwl_indexer::signals::Enrichment;
+use cwl_indexer::signals::{Enrichment, Origin, RuleOptions, RuleSet};
 use serde_json::{Value, json};
 
 /// The saved objects, as committed.
@@ -40,9 +41,6 @@ const NDJSON: &str = include_str!("../dashboards/cloudtrail-audit.ndjson");
 /// The index pattern the saved objects ship with (the default `INDEX_PREFIX`): the daily
 /// CloudTrail indices, not the log type families nor the dead letters.
 const DEFAULT_PATTERN: &str = "cwl-1*,cwl-2*,cwl-3*,cwl-4*,cwl-5*,cwl-6*,cwl-7*,cwl-8*,cwl-9*";
-
-/// The built-in detection rules, from which the generator makes one saved search each.
-const RULES: &str = include_str!("../rules/default.json");
 
 /// What each public address of the fixtures should give, written by
 /// `scripts/make-geo-fixtures.py` from the databases' source networks (not by the crate).
@@ -82,21 +80,39 @@ const ZOOMED_IN_PRECISION: usize = 5;
 const AUDIT_DASHBOARD: &str = "CloudTrail audit";
 const SIGNALS_DASHBOARD: &str = "Security signals";
 const RESOURCES_DASHBOARD: &str = "CloudTrail resources";
+const SIGMAHQ_DASHBOARD: &str = "Security signals: SigmaHQ rules";
 
-/// The rules of `rules/default.json`: id and severity, in file order.
-fn rules() -> Vec<(String, String)> {
-    let file: Value = serde_json::from_str(RULES).unwrap();
-    file["rules"]
-        .as_array()
-        .unwrap()
+/// A bundled rule that alerts, as the indexer loads it: (id, saved-search key: its name,
+/// level, one of cwl-indexer's own). The generator makes one saved search of each.
+struct BundledRule {
+    id: String,
+    key: String,
+    level: String,
+    ours: bool,
+}
+
+/// The bundled rules that alert (a correlation's base rules do not), in load order.
+fn rules() -> Vec<BundledRule> {
+    let set = RuleSet::load(&RuleOptions {
+        allowed_countries: ALLOWED_COUNTRIES.iter().map(|c| c.to_string()).collect(),
+        ..RuleOptions::default()
+    })
+    .unwrap();
+    set.catalogue()
         .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["severity"].as_str().unwrap().to_owned(),
-            )
+        .filter(|r| !r.silent)
+        .map(|r| BundledRule {
+            id: r.id.clone(),
+            key: r.name.clone(),
+            level: r.level.as_str().to_owned(),
+            ours: r.origin == Origin::CwlIndexer,
         })
         .collect()
+}
+
+/// The rule a saved search's query selects (`signal.rules:"<id>"`).
+fn rule_of_query(query: &str) -> Option<&str> {
+    query.strip_prefix("signal.rules:").map(|r| r.trim_matches('"'))
 }
 
 fn severity_rank(severity: &str) -> usize {
@@ -383,7 +399,12 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
         .collect();
     assert_eq!(
         dashboards.keys().copied().collect::<Vec<_>>(),
-        [AUDIT_DASHBOARD, RESOURCES_DASHBOARD, SIGNALS_DASHBOARD]
+        [
+            AUDIT_DASHBOARD,
+            RESOURCES_DASHBOARD,
+            SIGNALS_DASHBOARD,
+            SIGMAHQ_DASHBOARD
+        ]
     );
     let mut held: Vec<&str> = dashboards.values().flatten().copied().collect();
     held.sort_unstable();
@@ -412,9 +433,9 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
             .iter()
             .any(|f| f.contains("signal.") || f.contains("source.geo."));
         assert_eq!(
-            dashboards[SIGNALS_DASHBOARD].contains(&id),
+            dashboards[SIGNALS_DASHBOARD].contains(&id) || dashboards[SIGMAHQ_DASHBOARD].contains(&id),
             enriched,
-            "{id}: on the signals dashboard exactly when it shows enrichment"
+            "{id}: on a signals dashboard exactly when it shows enrichment"
         );
         let schema_v2 = fields
             .iter()
@@ -433,17 +454,26 @@ fn the_saved_objects_have_the_structure_the_import_api_requires() {
     };
     assert_eq!(count(AUDIT_DASHBOARD, "visualization"), 7);
     assert_eq!(count(AUDIT_DASHBOARD, "search"), 5);
-    assert_eq!(count(SIGNALS_DASHBOARD, "visualization"), 4);
+    assert_eq!(count(SIGNALS_DASHBOARD, "visualization"), 5);
     assert_eq!(count(RESOURCES_DASHBOARD, "visualization"), 6);
 
-    // One saved search per built-in rule, and one for all signals.
+    // One saved search per bundled rule that alerts, and one for all signals; ours are panels.
     let rules = rules();
-    assert_eq!(count(SIGNALS_DASHBOARD, "search"), 1 + rules.len());
-    for (rule, _) in &rules {
-        let id = format!("cwl-indexer-signal-{rule}");
+    assert!(rules.len() > 90, "{}", rules.len());
+    assert_eq!(
+        count(SIGNALS_DASHBOARD, "search"),
+        1 + rules.iter().filter(|r| r.ours).count()
+    );
+    assert_eq!(
+        count(SIGMAHQ_DASHBOARD, "search"),
+        rules.iter().filter(|r| !r.ours).count()
+    );
+    assert_eq!(all.iter().filter(|o| o["type"] == "search").count(), 6 + rules.len());
+    for rule in &rules {
+        let id = format!("cwl-indexer-signal-{}", rule.key);
         let search = index.get(id.as_str()).unwrap_or_else(|| panic!("no saved search {id}"));
         assert_eq!(search["type"], "search", "{id}");
-        assert_eq!(query_of(search), format!("signal.rules:{rule}"), "{id}");
+        assert_eq!(query_of(search), format!("signal.rules:\"{}\"", rule.id), "{id}");
     }
     assert_eq!(query_of(index["cwl-indexer-signals"]), "_exists_:signal.rules");
 
@@ -497,7 +527,7 @@ impl Doc {
 
     /// Where `field` is found: enrichment's fields in [`Doc::enriched`], the rest in the record.
     fn root(&self, field: &str) -> &Value {
-        if field.starts_with("source.") || field.starts_with("signal.") {
+        if field.starts_with("source.") || field.starts_with("signal.") || field.starts_with("threat.") {
             &self.enriched
         } else {
             self.record.as_ref().unwrap_or(&Value::Null)
@@ -743,7 +773,7 @@ fn oracle(query: &str, subtrees: bool) -> Predicate {
     let any_event = |names: &'static [&'static str]| -> Predicate {
         Box::new(move |d: &Doc| names.iter().any(|n| d.has("eventName", n)))
     };
-    if let Some(rule) = query.strip_prefix("signal.rules:") {
+    if let Some(rule) = rule_of_query(query) {
         // Which rules matched is read back from the node; see rule_oracle for the
         // independent check of the rules simple enough to recompute.
         let rule = rule.to_owned();
@@ -924,11 +954,11 @@ fn rule_oracle(rule: &str) -> Option<Predicate> {
     })
 }
 
-/// `signal` of every document that has one, by (index, `_id`), as the node holds it.
+/// `signal` and `threat` of every document that has a signal, by (index, `_id`), as the node holds it.
 async fn stored_signals(pattern: &str) -> BTreeMap<(String, String), Value> {
     let answer = node::search(
         pattern,
-        json!({"size": 10000, "track_total_hits": true, "_source": ["signal"],
+        json!({"size": 10000, "track_total_hits": true, "_source": ["signal", "threat"],
                "query": {"exists": {"field": "signal.rules"}}}),
     )
     .await;
@@ -941,7 +971,7 @@ async fn stored_signals(pattern: &str) -> BTreeMap<(String, String), Value> {
                     h["_index"].as_str().unwrap().to_owned(),
                     h["_id"].as_str().unwrap().to_owned(),
                 ),
-                h["_source"]["signal"].clone(),
+                h["_source"].clone(),
             )
         })
         .collect()
@@ -1309,7 +1339,11 @@ async fn check_with_count(pattern: &str, query: &str, aggs: &[BucketAgg], bucket
 /// reach, each with the searches that must find it (and no other may). Their address is a
 /// documentation one, never looked up, so only the rules on the records' own fields match:
 /// the refused StopLogging is not trail tampering (the rule wants a call that succeeded), the
-/// root call invoked by a service and the root AwsServiceEvent are not root activity. The
+/// root call invoked by a service and the root AwsServiceEvent are not root activity. Some near
+/// misses of our rules are SigmaHQ rules' matches, so they are in "Security signals: all": AWS
+/// Root Credentials takes the root call invoked by a service, CloudTrail Important Change the
+/// refused StopLogging, the security group modification rule the revokes, IAM Backdoor Users
+/// Keys and User Login Profile Was Modified the calls for oneself. The
 /// IAM records give the four IAM rules that no fixture matches ([`SILENT_IN_FIXTURES`]) a
 /// positive each, next to a near miss (for oneself, another policy, refused). In the fixtures, the
 /// root records invoked by a service and the StopLogging and DeleteTrail records share their
@@ -1329,7 +1363,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-root-invoked-by-service",
         r#"{"userIdentity":{"type":"Root","arn":"arn:aws:iam::999988887777:root","invokedBy":"support.amazonaws.com"},"eventName":"DescribeTrustedAdvisorChecks","eventSource":"support.amazonaws.com","eventType":"AwsApiCall"}"#,
-        &[],
+        &["cwl-indexer-signals"],
     ),
     (
         "edge-root-service-event",
@@ -1349,7 +1383,11 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-stop-logging-denied",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/mallory"},"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","eventType":"AwsApiCall","errorCode":"AccessDenied"}"#,
-        &["cwl-indexer-trail-tampering", "cwl-indexer-unauthorized-calls"],
+        &[
+            "cwl-indexer-trail-tampering",
+            "cwl-indexer-unauthorized-calls",
+            "cwl-indexer-signals",
+        ],
     ),
     (
         "edge-delete-trail",
@@ -1368,7 +1406,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-revoke-ingress",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice"},"eventName":"RevokeSecurityGroupIngress","eventSource":"ec2.amazonaws.com","eventType":"AwsApiCall"}"#,
-        &["cwl-indexer-security-group-changes"],
+        &["cwl-indexer-security-group-changes", "cwl-indexer-signals"],
     ),
     (
         "edge-delete-security-group",
@@ -1383,7 +1421,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-revoke-egress",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice"},"eventName":"RevokeSecurityGroupEgress","eventSource":"ec2.amazonaws.com","eventType":"AwsApiCall"}"#,
-        &["cwl-indexer-security-group-changes"],
+        &["cwl-indexer-security-group-changes", "cwl-indexer-signals"],
     ),
     (
         "edge-describe-security-groups",
@@ -1415,7 +1453,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-access-key-for-oneself",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice","userName":"alice"},"eventName":"CreateAccessKey","eventSource":"iam.amazonaws.com","eventType":"AwsApiCall","requestParameters":{"userName":"alice"}}"#,
-        &[],
+        &["cwl-indexer-signals"],
     ),
     (
         "edge-create-login-profile",
@@ -1430,7 +1468,7 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     (
         "edge-update-own-login-profile",
         r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999988887777:user/alice","userName":"alice"},"eventName":"UpdateLoginProfile","eventSource":"iam.amazonaws.com","eventType":"AwsApiCall","requestParameters":{"userName":"alice"}}"#,
-        &[],
+        &["cwl-indexer-signals"],
     ),
     (
         "edge-update-assume-role-policy",
@@ -1568,10 +1606,12 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
 
     // The rules each document matched, as the node holds them; each document's severity is
     // the highest of its rules' in the rules file.
-    let severities: HashMap<String, String> = rules().into_iter().collect();
+    let severities: HashMap<String, String> = rules().into_iter().map(|r| (r.id, r.level)).collect();
+    let catalogue = RuleSet::load(&RuleOptions::default()).unwrap();
     let mut stored = stored_signals(&pattern).await;
     for d in &mut docs {
-        if let Some(signal) = stored.remove(&(d.index(&prefix), d.id.clone())) {
+        if let Some(source) = stored.remove(&(d.index(&prefix), d.id.clone())) {
+            let signal = source["signal"].clone();
             let matched: Vec<&str> = signal["rules"]
                 .as_array()
                 .unwrap()
@@ -1588,6 +1628,29 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
                 .max_by_key(|s| severity_rank(s))
                 .unwrap();
             assert_eq!(signal["severity"], highest.as_str(), "{}: {signal}", d.id);
+            // ATT&CK: the union of the matched rules' tags, in the ECS fields.
+            let (mut tactics, mut techniques) = (BTreeSet::new(), BTreeSet::new());
+            for r in &matched {
+                let info = catalogue.catalogue().iter().find(|i| i.id == *r).unwrap();
+                tactics.extend(info.tactics.iter().cloned());
+                techniques.extend(info.techniques.iter().cloned());
+            }
+            let threat = &source["threat"];
+            if tactics.is_empty() && techniques.is_empty() {
+                assert!(threat.is_null(), "{}: {threat}", d.id);
+            } else {
+                assert_eq!(threat["framework"], "MITRE ATT&CK", "{}", d.id);
+                let set = |v: &Value| {
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_str().unwrap().to_owned())
+                        .collect::<BTreeSet<String>>()
+                };
+                assert_eq!(set(&threat["tactic"]["name"]), tactics, "{}", d.id);
+                assert_eq!(set(&threat["technique"]["id"]), techniques, "{}", d.id);
+                d.enriched["threat"] = threat.clone();
+            }
             d.enriched["signal"] = signal;
         }
     }
@@ -1726,8 +1789,17 @@ async fn every_visualization_and_saved_search_shows_exactly_what_the_fixtures_ho
         assert_eq!(got, want, "{id}: exactly the matching events");
         // A rule's search: the documents the rule matched, which for the simple rules are
         // exactly those the rule, recomputed here, selects.
-        let rule = query.strip_prefix("signal.rules:");
-        if let Some(recomputed) = rule.and_then(rule_oracle) {
+        // The name of the rule a search selects, when it is one of the former built-in rules,
+        // which are simple enough to recompute ([`rule_oracle`]).
+        let names: HashMap<String, String> = rules().into_iter().map(|r| (r.id, r.key)).collect();
+        let rule = rule_of_query(&query).map(|id| names[id].as_str());
+        let recomputed = rule.and_then(rule_oracle);
+        if rule.is_some() && recomputed.is_none() {
+            // Any other rule's search: exactly what the node's signal.rules says, checked above.
+            report.push(format!("{id}: {} events", want.len()));
+            continue;
+        }
+        if let Some(recomputed) = recomputed {
             let want: BTreeSet<(String, String)> = docs
                 .iter()
                 .filter(|d| recomputed(d))

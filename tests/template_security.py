@@ -1258,6 +1258,8 @@ LEFT_UNSET = {
     "nor flattened exists; `true` or `false` are for operators who know their cluster",
     "FLOW_LOG_GROUPS": "its default `*flow*` matches the flow-log group the stack creates "
     "(/aws/vpc/flowlogs/<stack>); set it for flow-log groups named otherwise",
+    "RULES_FILE": "the retired JSON rule format: config.rs reads it only to refuse it with a message to use "
+    "SIGMA_RULES (the template sets SIGMA_RULES)",
 }
 
 

@@ -171,6 +171,10 @@ pub fn write_document(
     }
 }
 
+/// Where GuardDuty documents its finding types: the source an alert for a finding names.
+const GUARDDUTY_FINDING_TYPES: &str =
+    "https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_finding-types-active.html";
+
 /// The alert entry of a GuardDuty finding: its severity label as the alert severity, so
 /// `ALERT_MIN_SEVERITY` applies to findings as to rule matches. A finding without a usable
 /// severity does not alert. Sample findings alert too ("Generate sample findings" is how an
@@ -183,10 +187,17 @@ fn finding_match(f: &FindingSummary) -> Option<SignalMatch> {
         SeverityLabel::Critical => Severity::Critical,
     };
     let title = f.title.clone().unwrap_or_else(|| f.finding_type.clone());
+    let rule = format!("{}{}", signals::GUARDDUTY_RULE_PREFIX, f.finding_type);
     Some(SignalMatch {
-        rule: format!("{}{}", signals::GUARDDUTY_RULE_PREFIX, f.finding_type),
+        name: rule.clone(),
+        rule,
         title: if f.sample { format!("[sample] {title}") } else { title },
         severity,
+        // GuardDuty's own finding types carry no ATT&CK tags in the finding; the type's page
+        // in GuardDuty's guide is where to read what it means.
+        techniques: Vec::new(),
+        source: GUARDDUTY_FINDING_TYPES.to_owned(),
+        author: None,
         principal: f.resource_ids.first().cloned(),
         source_ip: f.actor_ip.map(|ip| ip.to_string()),
         country: None,
@@ -280,16 +291,7 @@ fn write_classic(
             write_source(out, geo);
         }
         if let Some(severity) = signals::enrich::severity(&findings.rules) {
-            out.extend_from_slice(br#","signal":{"rules":["#);
-            for (i, rule) in findings.rules.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_str(out, &rule.id);
-            }
-            out.extend_from_slice(br#"],"severity":""#);
-            out.extend_from_slice(severity.as_str().as_bytes());
-            out.extend_from_slice(b"\"}");
+            write_signal(out, &findings.rules, severity);
             if let Some(signals) = signals {
                 let index = String::from_utf8_lossy(&out[index_start..index_end]).into_owned();
                 let id = match cloudtrail_id(record) {
@@ -300,8 +302,12 @@ fn write_classic(
                 for rule in &findings.rules {
                     signals.matches.push(SignalMatch {
                         rule: rule.id.clone(),
+                        name: rule.name.clone(),
                         title: rule.title.clone(),
-                        severity: rule.severity,
+                        severity: rule.level,
+                        techniques: rule.techniques.clone(),
+                        source: rule.source.clone(),
+                        author: (rule.origin == signals::Origin::SigmaHq).then(|| rule.author.clone()),
                         principal: text_at(record, &["userIdentity", "arn"])
                             .or_else(|| text_at(record, &["userIdentity", "type"])),
                         source_ip: text_at(record, &["sourceIPAddress"]),
@@ -317,6 +323,48 @@ fn write_classic(
     }
     out.extend_from_slice(b"}\n");
     kind
+}
+
+/// `,"signal":{"rules":[ids],"names":[..],"titles":[..],"severity":".."}` and, when the rules
+/// carry ATT&CK tags, `,"threat":{"framework":"MITRE ATT&CK","tactic":{"name":[..]},"technique":{"id":[..]}}`.
+fn write_signal(out: &mut Vec<u8>, rules: &[std::sync::Arc<signals::RuleInfo>], severity: signals::Severity) {
+    let list = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
+        out.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, item);
+        }
+        out.push(b']');
+    };
+    out.extend_from_slice(br#","signal":{"rules":"#);
+    list(out, &mut rules.iter().map(|r| r.id.as_str()));
+    out.extend_from_slice(br#","names":"#);
+    list(out, &mut rules.iter().map(|r| r.name.as_str()));
+    out.extend_from_slice(br#","titles":"#);
+    list(out, &mut rules.iter().map(|r| r.title.as_str()));
+    out.extend_from_slice(br#","severity":""#);
+    out.extend_from_slice(severity.as_str().as_bytes());
+    out.extend_from_slice(b"\"}");
+    let mut tactics: Vec<&str> = Vec::new();
+    let mut techniques: Vec<&str> = Vec::new();
+    for r in rules {
+        for (seen, new) in [(&mut tactics, &r.tactics), (&mut techniques, &r.techniques)] {
+            for item in new {
+                if !seen.contains(&item.as_str()) {
+                    seen.push(item);
+                }
+            }
+        }
+    }
+    if !tactics.is_empty() || !techniques.is_empty() {
+        out.extend_from_slice(br#","threat":{"framework":"MITRE ATT&CK","tactic":{"name":"#);
+        list(out, &mut tactics.into_iter());
+        out.extend_from_slice(br#"},"technique":{"id":"#);
+        list(out, &mut techniques.into_iter());
+        out.extend_from_slice(b"}}");
+    }
 }
 
 /// `,"source":{"ip":..,"geo":{..},"as":{..}}`, with only what is known.
@@ -771,7 +819,7 @@ mod tests {
                 Some(&dir.join("asn-subset.mmdb")),
             )
             .unwrap(),
-            rules: crate::signals::rules::RuleSet::load(None, Default::default()).unwrap(),
+            rules: crate::signals::RuleSet::load(&Default::default()).unwrap(),
         };
         let mut signals = Signals::default();
         let msg = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root"},"eventTime":"2024-03-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"1.1.1.1","responseElements":{"ConsoleLogin":"Failure"},"eventID":"e1","recipientAccountId":"111122223333"}"#;
@@ -794,16 +842,36 @@ mod tests {
             doc["source"]["as"],
             json!({"number": 13335, "organization": {"name": "Cloudflare, Inc."}})
         );
-        assert_eq!(
-            doc["signal"],
-            json!({"rules": ["root-activity", "console-login-failure"], "severity": "high"})
+        assert_eq!(doc["signal"]["severity"], "high");
+        let names: Vec<&str> = doc["signal"]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"root-activity") && names.contains(&"console-login-failure"),
+            "{names:?}"
         );
-        assert_eq!(signals.matches.len(), 2);
-        let m = &signals.matches[0];
-        assert_eq!(
-            (m.rule.as_str(), m.index.as_str(), m.id.as_str()),
-            ("root-activity", "cwl-2024.03.01", "111122223333:e1")
+        assert_eq!(doc["signal"]["rules"].as_array().unwrap().len(), names.len());
+        assert_eq!(doc["signal"]["titles"].as_array().unwrap().len(), names.len());
+        assert_eq!(doc["threat"]["framework"], "MITRE ATT&CK");
+        assert!(
+            doc["threat"]["technique"]["id"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("T1078.004")),
+            "{}",
+            doc["threat"]
         );
+        assert!(!doc["threat"]["tactic"]["name"].as_array().unwrap().is_empty());
+        assert_eq!(signals.matches.len(), names.len());
+        let m = signals
+            .matches
+            .iter()
+            .find(|m| m.rule == "de45f90e-5fc0-4f77-b605-5b7883f4a1a1")
+            .unwrap();
+        assert_eq!((m.index.as_str(), m.id.as_str()), ("cwl-2024.03.01", "111122223333:e1"));
         assert_eq!(m.principal.as_deref(), Some("arn:aws:iam::111122223333:root"));
         assert_eq!(m.country.as_deref(), Some("AU"));
     }

@@ -8,9 +8,10 @@ use crate::schema::{
     Shape,
 };
 
-/// The templates' `version`, bumped with their layout. Whether an installed template is
-/// current is decided by a fingerprint of its whole body (see [`crate::deliver::setup`]).
-pub const TEMPLATE_VERSION: u64 = 2;
+/// The templates' `version`, bumped with their layout (3: the Sigma `signal.titles` and ECS
+/// `threat.*` fields). Whether an installed template is current is decided by a fingerprint of
+/// its whole body (see [`crate::deliver::setup`]).
+pub const TEMPLATE_VERSION: u64 = 3;
 
 /// Unique identifiers: searched by value, never aggregated or sorted on, so they keep no doc
 /// values (49 B per document on the shared batches, BENCHMARKS.md "Cluster cost").
@@ -332,7 +333,17 @@ pub fn document_template(prefix: &str, flavor: Flavor, replicas: Option<u32>, li
         ),
         (
             "signal",
-            json!({"type": "object", "dynamic": false, "properties": {"rules": keyword(), "severity": keyword()}}),
+            json!({"type": "object", "dynamic": false, "properties": {
+                "rules": keyword(), "names": keyword(), "titles": keyword(), "severity": keyword()
+            }}),
+        ),
+        (
+            "threat",
+            json!({"type": "object", "dynamic": false, "properties": {
+                "framework": keyword(),
+                "tactic": {"properties": {"name": keyword()}},
+                "technique": {"properties": {"id": keyword()}}
+            }}),
         ),
     ] {
         properties.insert(name.to_owned(), value);
@@ -457,6 +468,11 @@ mod tests {
             "geo_point"
         );
         assert_eq!(props["signal"]["properties"]["rules"]["type"], "keyword");
+        assert_eq!(props["signal"]["properties"]["titles"]["type"], "keyword");
+        assert_eq!(
+            props["threat"]["properties"]["technique"]["properties"]["id"]["type"],
+            "keyword"
+        );
         assert_eq!(props["eventTime"]["type"], "date");
         assert_eq!(props["requestParameters"]["type"], "flat_object");
         assert_eq!(props["userIdentity"]["dynamic"], false);

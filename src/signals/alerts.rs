@@ -1,5 +1,7 @@
 //! Alerts: one SNS message per invocation summarising the rule matches at or above a
-//! severity, one entry per rule however many events matched, so a burst never floods.
+//! severity, one entry per rule however many events matched, so a burst never floods. Each
+//! entry names the Sigma title, level, ATT&CK techniques, the rule's source and, for a SigmaHQ
+//! rule, its author (the Detection Rule License asks messages built from a match to keep it).
 
 use std::collections::BTreeMap;
 
@@ -76,9 +78,10 @@ pub fn compose(
     for ((severity, rule), (count, m)) in &by_rule {
         let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
         body.push_str(&format!(
-            "\n[{}] {} ({rule}): {count} event{}\n  first: {} by {} from {}{} at {}\n  document: {} / {}\n",
+            "\n[{}] {} ({}): {count} event{}\n  first: {} by {} from {}{} at {}\n  document: {} / {}\n",
             severity.0.as_str().to_uppercase(),
             m.title,
+            m.name,
             if *count == 1 { "" } else { "s" },
             dash(&m.event_name),
             dash(&m.principal),
@@ -88,6 +91,13 @@ pub fn compose(
             m.index,
             m.id,
         ));
+        if !m.techniques.is_empty() {
+            body.push_str(&format!("  ATT&CK: {}\n", m.techniques.join(", ")));
+        }
+        body.push_str(&format!("  rule: {rule} {}\n", m.source));
+        if let Some(author) = &m.author {
+            body.push_str(&format!("  author: {author} (SigmaHQ, Detection Rule License 1.1)\n"));
+        }
         if let Some(base) = dashboards {
             body.push_str(&format!("  {}\n", discover_link(base, m)));
         }
@@ -179,9 +189,19 @@ mod tests {
 
     fn m(rule: &str, severity: Severity, id: &str) -> SignalMatch {
         SignalMatch {
-            rule: rule.into(),
+            // A finding's rule is its type under the GuardDuty prefix; a Sigma rule's id is not
+            // its name.
+            rule: if rule.starts_with(GUARDDUTY_RULE_PREFIX) {
+                rule.into()
+            } else {
+                format!("id-{rule}")
+            },
+            name: rule.into(),
             title: format!("{rule} title"),
             severity,
+            techniques: vec!["T1078.004".into()],
+            source: format!("rules/sigma/cwl-indexer/{rule}.yml"),
+            author: (rule == "root-activity").then(|| "A. Author".into()),
             principal: Some("arn:aws:iam::1:root".into()),
             source_ip: Some("81.2.69.142".into()),
             country: Some("GB".into()),
@@ -212,6 +232,20 @@ mod tests {
             body.contains("first: ConsoleLogin by arn:aws:iam::1:root from 81.2.69.142 (GB) at 2024-03-01T10:00:00Z")
         );
         assert!(body.contains("document: cwl-2024.03.01 / b"));
+        assert!(body.contains("  ATT&CK: T1078.004\n"), "{body}");
+        assert!(
+            body.contains("  rule: id-root-activity rules/sigma/cwl-indexer/root-activity.yml\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("  author: A. Author (SigmaHQ, Detection Rule License 1.1)\n"),
+            "{body}"
+        );
+        assert_eq!(
+            body.matches("author:").count(),
+            1,
+            "only SigmaHQ rules name their author"
+        );
         assert!(
             body.contains("https://search.example.com/_dashboards/app/discover#/?"),
             "{body}"

@@ -2,14 +2,16 @@
 //! and which [`rules`](crate::signals::rules) match, computed once per record while its document is
 //! written, and collected per invocation for alerts.
 
-use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::Severity;
 use crate::ingest::record::{Placement, Record};
+use crate::signals::event::RecordEvent;
 use crate::signals::geo::{self, Geo, GeoDb};
-use crate::signals::rules::RuleSet;
+use crate::signals::rules::{Correlations, RuleInfo, RuleOptions, RuleSet, RulesError};
 
 /// Built once at cold start: the databases and the rules.
 #[derive(Debug, Default)]
@@ -25,10 +27,18 @@ pub struct Enrichment {
 pub struct SignalMatch {
     /// The rule id.
     pub rule: String,
+    /// The rule name (Sigma `name`, else the id).
+    pub name: String,
     /// The rule title.
     pub title: String,
     /// The rule severity.
     pub severity: Severity,
+    /// ATT&CK technique ids from the rule's tags.
+    pub techniques: Vec<String>,
+    /// Where to read the rule (its SigmaHQ source link, or its file or reference).
+    pub source: String,
+    /// The rule's author, for a SigmaHQ rule (DRL 1.1: messages built from a match name it).
+    pub author: Option<String>,
     /// Who: `userIdentity.arn`, else its `type`.
     pub principal: Option<String>,
     /// `sourceIPAddress`.
@@ -45,22 +55,22 @@ pub struct SignalMatch {
     pub id: String,
 }
 
-/// Per-invocation state: burst counters and the matches so far.
+/// Per-invocation state: correlation windows and the matches so far.
 #[derive(Debug, Default)]
 pub struct Signals {
-    /// Burst counts by (rule, key).
-    pub bursts: BTreeMap<(usize, String), usize>,
+    /// Correlation state of this invocation.
+    pub correlations: Correlations,
     /// Every match, in document order.
     pub matches: Vec<SignalMatch>,
 }
 
 /// What enrichment adds to one document.
 #[derive(Debug, Default)]
-pub struct Findings<'r> {
+pub struct Findings {
     /// The source address and what is known of it.
     pub source: Option<(Geo, bool)>,
     /// Matching rules.
-    pub rules: Vec<&'r crate::signals::rules::Rule>,
+    pub rules: Vec<Arc<RuleInfo>>,
 }
 
 /// Why enrichment could not be set up at cold start.
@@ -69,17 +79,9 @@ pub enum EnrichError {
     /// A GeoIP database.
     #[error(transparent)]
     Geo(#[from] crate::signals::geo::GeoError),
-    /// The rules.
-    #[error("RULES_FILE: {0}")]
-    Rules(#[from] crate::signals::rules::RulesError),
-    /// The rules file could not be read.
-    #[error("RULES_FILE={path}: {reason}")]
-    Read {
-        /// The path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// A rule that cannot be used: file, line, reason.
+    #[error("SIGMA_RULES: {0}")]
+    Rules(#[from] RulesError),
 }
 
 impl Enrichment {
@@ -87,21 +89,15 @@ impl Enrichment {
     pub fn load(config: &crate::config::SignalsConfig) -> Result<Self, EnrichError> {
         let geo = GeoDb::open(config.geoip_db.as_deref(), config.geoip_asn_db.as_deref())?;
         let rules = if config.detections {
-            let extra = config
-                .rules_file
-                .as_ref()
-                .map(|p| {
-                    std::fs::read_to_string(p)
-                        .map(|text| (p.display().to_string(), text))
-                        .map_err(|e| EnrichError::Read {
-                            path: p.display().to_string(),
-                            reason: e.to_string(),
-                        })
-                })
-                .transpose()?;
-            let lists =
-                std::collections::HashMap::from([("allowed_countries".to_owned(), config.allowed_countries.clone())]);
-            RuleSet::load(extra.as_ref().map(|(n, t)| (n.as_str(), t.as_str())), lists)?
+            let user = match &config.sigma_rules {
+                Some(path) => read_rules(path)?,
+                None => Vec::new(),
+            };
+            RuleSet::load(&RuleOptions {
+                user,
+                disabled: config.disabled_rules.clone(),
+                allowed_countries: config.allowed_countries.clone(),
+            })?
         } else {
             RuleSet::default()
         };
@@ -110,11 +106,11 @@ impl Enrichment {
 
     /// True when there is nothing to add to documents.
     pub fn is_empty(&self) -> bool {
-        self.geo.is_empty() && self.rules.rules().is_empty()
+        self.geo.is_empty() && self.rules.is_empty()
     }
 
     /// Looks up the caller and evaluates the rules for `record`.
-    pub fn examine<'r>(&'r self, record: &Record<'_>, signals: &mut Signals) -> Findings<'r> {
+    pub fn examine(&self, record: &Record<'_>, signals: &mut Signals) -> Findings {
         let source = source_address(record).map(|(ip, public)| {
             if public && !self.geo.is_empty() {
                 (self.geo.lookup(ip), true)
@@ -123,7 +119,9 @@ impl Enrichment {
             }
         });
         let country = source.as_ref().and_then(|(g, _)| g.country_iso_code.as_deref());
-        let rules = self.rules.evaluate(record, country, &mut signals.bursts);
+        let rules = self
+            .rules
+            .evaluate(&RecordEvent::new(record, country), &mut signals.correlations);
         Findings { source, rules }
     }
 }
@@ -138,7 +136,48 @@ pub fn source_address(record: &Record<'_>) -> Option<(std::net::IpAddr, bool)> {
     geo::source_ip(&text)
 }
 
-/// The highest severity among `rules`.
-pub fn severity(rules: &[&crate::signals::rules::Rule]) -> Option<Severity> {
-    rules.iter().map(|r| r.severity).max()
+/// The highest level among `rules`.
+pub fn severity(rules: &[Arc<RuleInfo>]) -> Option<Severity> {
+    rules.iter().map(|r| r.level).max()
+}
+
+/// The Sigma rule files at `path` (a `.yml`/`.yaml` file, or a directory searched
+/// recursively), sorted by path: (path, text). Any unreadable file fails.
+pub fn read_rules(path: &Path) -> Result<Vec<(String, String)>, RulesError> {
+    let fail = |p: &Path, e: std::io::Error| RulesError {
+        file: p.display().to_string(),
+        line: None,
+        reason: e.to_string(),
+    };
+    let mut files = Vec::new();
+    if path.is_dir() {
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| fail(&dir, e))? {
+                let p = entry.map_err(|e| fail(&dir, e))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                    files.push(p);
+                }
+            }
+        }
+        if files.is_empty() {
+            return Err(RulesError {
+                file: path.display().to_string(),
+                line: None,
+                reason: "no .yml or .yaml file in the directory".into(),
+            });
+        }
+    } else {
+        files.push(path.to_path_buf());
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).map_err(|e| fail(&p, e))?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
 }

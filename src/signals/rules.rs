@@ -1,419 +1,770 @@
-//! Detections at ingest: a small declarative rule set (JSON; `rules/default.json` is built
-//! in, users add their own with `RULES_FILE`) evaluated on every CloudTrail record. Fields
-//! are read lazily from the borrowed record, so a rule that fails on `eventName` costs
-//! nothing more.
+//! Detections at ingest: Sigma rules (the 57 SigmaHQ CloudTrail rules and ours, compiled into
+//! the binary, plus a user's `SIGMA_RULES`), compiled once at cold start by rsigma-eval and
+//! evaluated on each borrowed record; correlations count within one invocation.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EvaluationResult, Pipeline, parse_pipeline};
+use rsigma_parser::{
+    ConditionExpr, CorrelationRule, Detection, Level, Quantifier, SelectorPattern, SigmaCollection, SigmaRule,
+    SigmaValue, parse_sigma_yaml,
+};
 
 use crate::config::Severity;
-use crate::ingest::record::Record;
+use crate::signals::event::RecordEvent;
 
-/// The built-in rules, compiled into the binary.
-pub const DEFAULT_RULES: &str = include_str!("../../rules/default.json");
-
-/// A condition on a record.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Condition {
-    /// Every condition holds.
-    All {
-        /// The conditions.
-        all: Vec<Condition>,
-    },
-    /// At least one condition holds.
-    Any {
-        /// The conditions.
-        any: Vec<Condition>,
-    },
-    /// The condition does not hold.
-    Not {
-        /// The condition.
-        not: Box<Condition>,
-    },
-    /// A test on the values at a dotted path (arrays are searched element by element).
-    Field(Box<FieldTest>),
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_rules.rs"));
 }
 
-/// A test on one field. Exactly one operator is given.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldTest {
-    /// Dotted path, e.g. `userIdentity.type` or
-    /// `requestParameters.ipPermissions.items.ipRanges.items.cidrIp`; `source.geo.country_iso_code`
-    /// reads the enrichment.
-    pub field: String,
-    /// Some value equals this (string, number or boolean).
-    #[serde(default)]
-    pub equals: Option<serde_json::Value>,
-    /// Some value is one of these.
-    #[serde(default, rename = "in")]
-    pub one_of: Option<Vec<serde_json::Value>>,
-    /// Some string value ends with this.
-    #[serde(default)]
-    pub ends_with: Option<String>,
-    /// Some string value contains this.
-    #[serde(default)]
-    pub contains: Option<String>,
-    /// The field is present (and not null), or absent.
-    #[serde(default)]
-    pub exists: Option<bool>,
-    /// Some value is in the named list from the configuration (`allowed_countries`).
-    #[serde(default)]
-    pub in_list: Option<String>,
-    /// Some scalar anywhere inside the field's subtree is one of these.
-    #[serde(default)]
-    pub any_value_in: Option<Vec<serde_json::Value>>,
-    /// Some string anywhere inside the field's subtree contains one of these.
-    #[serde(default)]
-    pub any_value_contains: Option<Vec<String>>,
-    /// Two fields are both present and different (`requestParameters.userName` vs
-    /// `@principal_name`: the caller's `userIdentity.userName`, else the last part of its ARN,
-    /// which is the session name of an assumed role).
-    #[serde(default)]
-    pub differs_from: Option<String>,
+/// The bundled rule files, compiled into the binary: (path in the repository, text).
+pub const BUNDLED_RULES: &[(&str, &str)] = bundled::BUNDLED;
+
+/// The SigmaHQ commit the vendored rules come from (their source links point there).
+const SIGMAHQ_COMMIT: &str = "8eaafff1f2845a696050e05e72ba1140ee190698";
+
+/// The placeholder the country rule's allow-list fills (`ALLOWED_COUNTRIES`).
+const COUNTRIES_PLACEHOLDER: &str = "%allowed_countries%";
+
+/// Rule attributes rsigma-eval turns into engine-wide defaults: a user rule carrying one
+/// would change every correlation's behaviour, so they are refused.
+const ENGINE_WIDE_ATTRIBUTES: &[&str] = &["rsigma.action", "rsigma.timestamp_field"];
+
+/// Where a rule comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Vendored from SigmaHQ (DRL 1.1: alerts name its author).
+    SigmaHq,
+    /// One of cwl-indexer's own rules.
+    CwlIndexer,
+    /// A user's, from `SIGMA_RULES`.
+    User,
 }
 
-/// Counting matches per key within one invocation.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Burst {
-    /// The field to count by, e.g. `userIdentity.arn`.
-    pub by: String,
-    /// The count from which every further match is reported.
-    pub threshold: usize,
+impl Origin {
+    /// `sigmahq`, `cwl-indexer` or `user`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SigmaHq => "sigmahq",
+            Self::CwlIndexer => "cwl-indexer",
+            Self::User => "user",
+        }
+    }
 }
 
-/// One rule.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Rule {
-    /// Stable id: it lands in `signal.rules`.
+/// What is known of one rule, for documents, alerts and `rules list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// The Sigma `id` (a UUID): what `signal.rules` holds.
     pub id: String,
-    /// Human title, for alerts.
+    /// The Sigma `name`, else the id (ours keep the former JSON rule ids here).
+    pub name: String,
+    /// The Sigma `title`.
     pub title: String,
-    /// How bad a match is.
-    pub severity: Severity,
-    /// When it matches.
-    pub when: Condition,
-    /// Optional: only a burst of matches counts.
-    #[serde(default)]
-    pub burst: Option<Burst>,
-    /// Optional documentation.
-    #[serde(default)]
-    pub description: Option<String>,
+    /// The Sigma `level` (`informational` counts as low).
+    pub level: Severity,
+    /// The Sigma `author`.
+    pub author: String,
+    /// Where to read the rule: the SigmaHQ source link, or the file.
+    pub source: String,
+    /// The file it was loaded from.
+    pub file: String,
+    /// Where it comes from.
+    pub origin: Origin,
+    /// ATT&CK tactic names from the `attack.<tactic>` tags, e.g. `Defense Evasion`.
+    pub tactics: Vec<String>,
+    /// ATT&CK technique ids from the `attack.tNNNN[.NNN]` tags, e.g. `T1562.008`.
+    pub techniques: Vec<String>,
+    /// A correlation rule.
+    pub correlation: bool,
+    /// Only the input of a correlation (`generate: false`): it never alerts on its own.
+    pub silent: bool,
+    /// Why it is not evaluated (`DISABLED_RULES`, a missing list, replaced), or `None`.
+    pub disabled: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RuleFile {
-    rules: Vec<Rule>,
-}
-
-/// Why a rule file cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {reason}")]
+/// Why the rules cannot be used: the file, the line when known, and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
 pub struct RulesError {
-    /// Which file (or the built-in set).
-    pub source_name: String,
+    /// The rule file (or `SIGMA_RULES`' path).
+    pub file: String,
+    /// The 1-based line of the offending key, when it can be found.
+    pub line: Option<usize>,
     /// Why.
     pub reason: String,
 }
 
-/// The rules in force and the named lists they refer to.
+/// What the rules are loaded with.
 #[derive(Debug, Clone, Default)]
+pub struct RuleOptions {
+    /// The user's rule files: (path, text), loaded after the bundled ones.
+    pub user: Vec<(String, String)>,
+    /// Ids switched off (`DISABLED_RULES`).
+    pub disabled: Vec<String>,
+    /// `ALLOWED_COUNTRIES`; empty leaves the country rule out.
+    pub allowed_countries: Vec<String>,
+}
+
+/// The compiled rules, built once at cold start.
+#[derive(Default)]
 pub struct RuleSet {
-    rules: Vec<Rule>,
-    lists: HashMap<String, Vec<String>>,
+    /// Detection rules that require a literal `eventName` or `eventSource` (of [`Self::gate`]),
+    /// evaluated only on records carrying one of them.
+    gated: Option<Engine>,
+    /// Detection rules that can match any record.
+    open: Option<Engine>,
+    /// The lower-cased `eventName` (`false`) and `eventSource` (`true`) values the gated rules
+    /// require, one of which a record must carry for them to be evaluated.
+    gate: HashSet<(bool, String)>,
+    /// Correlations, compiled afresh per invocation that needs one (their state is the
+    /// invocation's).
+    correlations: Vec<CorrelationRule>,
+    /// Ids of the base rules of correlations.
+    bases: HashSet<String>,
+    /// Base rules that do not alert on their own (`generate: false`, the default).
+    silent: HashSet<String>,
+    /// Every enabled rule, by id.
+    enabled: HashMap<String, Arc<RuleInfo>>,
+    /// Every rule seen, enabled or not, in load order.
+    catalogue: Vec<RuleInfo>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("enabled", &self.enabled.len())
+            .field("correlations", &self.correlations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-invocation correlation state: created on the first match of a correlation's base
+/// rule, dropped with the invocation.
+#[derive(Default)]
+pub struct Correlations {
+    engine: Option<CorrelationEngine>,
+}
+
+impl std::fmt::Debug for Correlations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Correlations")
+            .field("active", &self.engine.is_some())
+            .finish()
+    }
+}
+
+/// One parsed document's rule, before compiling.
+enum Parsed {
+    Detection(Box<SigmaRule>),
+    Correlation(Box<CorrelationRule>),
+}
+
+impl Parsed {
+    fn id(&self) -> Option<&str> {
+        match self {
+            Self::Detection(r) => r.id.as_deref(),
+            Self::Correlation(c) => c.id.as_deref(),
+        }
+    }
 }
 
 impl RuleSet {
-    /// The built-in rules, plus `extra` (a user file's contents, named `extra_name`), with the
-    /// named lists. A rule whose list is missing or empty is dropped (logged): an allow-list
-    /// rule without an allow-list would flag everything.
-    pub fn load(extra: Option<(&str, &str)>, lists: HashMap<String, Vec<String>>) -> Result<Self, RulesError> {
-        let parse = |name: &str, text: &str| {
-            serde_json::from_str::<RuleFile>(text).map_err(|e| RulesError {
-                source_name: name.to_owned(),
-                reason: e.to_string(),
-            })
-        };
-        let mut rules = parse("rules/default.json", DEFAULT_RULES)?.rules;
-        if let Some((name, text)) = extra {
-            for rule in parse(name, text)?.rules {
-                // A user's rule with a built-in id replaces it.
-                rules.retain(|r| r.id != rule.id);
-                rules.push(rule);
+    /// The bundled rules, then the user's (a user rule with a bundled id replaces it), minus
+    /// `disabled`; the country rule only with an allow-list. Any rule that does not parse or
+    /// compile fails the whole load with its file, line and reason: a rule is never dropped
+    /// silently.
+    pub fn load(options: &RuleOptions) -> Result<Self, RulesError> {
+        let mut loaded: Vec<(Parsed, RuleInfo, bool)> = Vec::new(); // rule, info, uses the countries list
+        let bundled = BUNDLED_RULES.iter().map(|(p, t)| (p.to_string(), t.to_string(), false));
+        let user = options.user.iter().map(|(p, t)| (p.clone(), t.clone(), true));
+        for (file, text, is_user) in bundled.chain(user) {
+            let origin = if is_user {
+                Origin::User
+            } else if file.starts_with("rules/sigma/sigmahq/") {
+                Origin::SigmaHq
+            } else {
+                Origin::CwlIndexer
+            };
+            for (parsed, uses_list) in parse_file(&file, &text, is_user)? {
+                let info = info_of(&parsed, &file, origin);
+                if let Some(at) = loaded.iter().position(|(_, i, _)| i.id == info.id) {
+                    if !is_user {
+                        return Err(RulesError {
+                            file,
+                            line: line_of(&text, &info.id),
+                            reason: format!("duplicate rule id {} (also in {})", info.id, loaded[at].1.file),
+                        });
+                    }
+                    // A user rule replaces the bundled rule with its id.
+                    loaded.remove(at);
+                }
+                loaded.push((parsed, info, uses_list));
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        for r in &rules {
-            if !seen.insert(r.id.as_str()) {
-                return Err(RulesError {
-                    source_name: extra.map_or("rules/default.json", |e| e.0).to_owned(),
-                    reason: format!("duplicate rule id {:?}", r.id),
-                });
+        let mut set = Self::default();
+        let mut collection = SigmaCollection::new();
+        for (parsed, mut info, uses_list) in loaded {
+            if options.disabled.iter().any(|d| *d == info.id || *d == info.name) {
+                info.disabled = Some("DISABLED_RULES".into());
+            } else if uses_list && options.allowed_countries.is_empty() {
+                info.disabled = Some("ALLOWED_COUNTRIES is not set".into());
             }
-        }
-        rules.retain(|r| {
-            let missing = lists_of(&r.when)
-                .into_iter()
-                .find(|l| lists.get(*l).is_none_or(Vec::is_empty));
-            if let Some(list) = missing {
-                tracing::info!(rule = r.id, list, "rule disabled: its list is not configured");
-            }
-            missing.is_none()
-        });
-        Ok(Self { rules, lists })
-    }
-
-    /// The rules in force.
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
-    /// Evaluates every rule on `record`; `geo_country` is the enrichment's country code.
-    /// Burst rules count in `bursts`, which lives for one invocation.
-    pub fn evaluate<'r>(
-        &'r self,
-        record: &Record<'_>,
-        geo_country: Option<&str>,
-        bursts: &mut BTreeMap<(usize, String), usize>,
-    ) -> Vec<&'r Rule> {
-        let fields = Fields {
-            record,
-            geo_country,
-            objects: RefCell::new(Vec::new()),
-        };
-        let mut matched = Vec::new();
-        for (i, rule) in self.rules.iter().enumerate() {
-            if !self.holds(&rule.when, &fields) {
-                continue;
-            }
-            if let Some(burst) = &rule.burst {
-                let key = fields
-                    .values(&burst.by)
-                    .first()
-                    .map(|v| scalar_text(v).into_owned())
-                    .unwrap_or_default();
-                let count = bursts.entry((i, key)).or_default();
-                *count += 1;
-                if *count < burst.threshold {
-                    continue;
+            if info.disabled.is_none() {
+                set.enabled.insert(info.id.clone(), Arc::new(info.clone()));
+                match parsed {
+                    Parsed::Detection(r) => collection.rules.push(*r),
+                    Parsed::Correlation(c) => collection.correlations.push(*c),
                 }
             }
-            matched.push(rule);
+            set.catalogue.push(info);
         }
-        matched
-    }
-
-    fn holds(&self, condition: &Condition, fields: &Fields<'_, '_>) -> bool {
-        match condition {
-            Condition::All { all } => all.iter().all(|c| self.holds(c, fields)),
-            Condition::Any { any } => any.iter().any(|c| self.holds(c, fields)),
-            Condition::Not { not } => !self.holds(not, fields),
-            Condition::Field(t) => self.test(t, fields),
+        for c in &collection.correlations {
+            set.bases.extend(c.rules.iter().cloned());
+            if !c.generate {
+                set.silent.extend(c.rules.iter().cloned());
+            }
         }
-    }
-
-    fn test(&self, t: &FieldTest, fields: &Fields<'_, '_>) -> bool {
-        let values = fields.values(&t.field);
-        let present: Vec<&Val<'_>> = values
-            .iter()
-            .filter(|v| !matches!(v, Val::Raw(r) if r.get() == "null"))
-            .collect();
-        if let Some(exists) = t.exists {
-            return exists != present.is_empty();
+        for info in &mut set.catalogue {
+            info.silent = set.silent.contains(&info.id);
+            if let Some(enabled) = set.enabled.get_mut(&info.id) {
+                *enabled = Arc::new(info.clone());
+            }
         }
-        if let Some(other) = &t.differs_from {
-            let theirs = fields.values(other);
-            return match (present.first(), theirs.first()) {
-                (Some(a), Some(b)) => scalar_text(a) != scalar_text(b),
-                _ => false,
-            };
+        if !collection.rules.is_empty() {
+            let (mut gated, mut open) = (Engine::new(), Engine::new());
+            gated.add_pipeline(countries_pipeline(&options.allowed_countries)?);
+            open.add_pipeline(countries_pipeline(&options.allowed_countries)?);
+            let (mut n_gated, mut n_open) = (0, 0);
+            // Compiled one by one so that a failure (a bad regex) names its rule's file.
+            for rule in &collection.rules {
+                let engine = match required_keys(rule) {
+                    Some(keys) => {
+                        set.gate.extend(keys);
+                        n_gated += 1;
+                        &mut gated
+                    }
+                    None => {
+                        n_open += 1;
+                        &mut open
+                    }
+                };
+                engine.add_rule(rule).map_err(|e| {
+                    let info = rule.id.as_deref().and_then(|id| set.enabled.get(id));
+                    let file = info.map_or_else(String::new, |i| i.file.clone());
+                    let text = source_text(&file, options);
+                    RulesError {
+                        line: text.and_then(|t| line_of_compile_error(t, rule)),
+                        file,
+                        reason: format!("rule {:?}: {}", rule.title, one_line(&e.to_string())),
+                    }
+                })?;
+            }
+            set.gated = (n_gated > 0).then_some(gated);
+            set.open = (n_open > 0).then_some(open);
+            tracing::debug!(gated = n_gated, open = n_open, keys = set.gate.len(), "rules compiled");
         }
-        present.iter().any(|v| {
-            if let Some(expected) = &t.equals {
-                return equals(v, expected);
-            }
-            if let Some(options) = &t.one_of {
-                return options.iter().any(|o| equals(v, o));
-            }
-            if let Some(suffix) = &t.ends_with {
-                return is_string(v) && scalar_text(v).ends_with(suffix.as_str());
-            }
-            if let Some(needle) = &t.contains {
-                return is_string(v) && scalar_text(v).contains(needle.as_str());
-            }
-            if let Some(list) = &t.in_list {
-                let text = scalar_text(v);
-                return self
-                    .lists
-                    .get(list)
-                    .is_some_and(|l| l.iter().any(|x| x.eq_ignore_ascii_case(&text)));
-            }
-            if let Some(options) = &t.any_value_in {
-                return any_scalar(v, &|s| options.iter().any(|o| equals(s, o)));
-            }
-            if let Some(needles) = &t.any_value_contains {
-                return any_scalar(v, &|s| {
-                    is_string(s) && needles.iter().any(|n| scalar_text(s).contains(n.as_str()))
+        for c in &collection.correlations {
+            if let Err(e) = correlation_engine(std::slice::from_ref(c)) {
+                let file =
+                    c.id.as_deref()
+                        .and_then(|id| set.enabled.get(id))
+                        .map_or_else(String::new, |i| i.file.clone());
+                return Err(RulesError {
+                    line: source_text(&file, options).and_then(|t| line_of(t, "correlation:")),
+                    file,
+                    reason: format!("correlation {:?}: {}", c.title, one_line(&e.to_string())),
                 });
             }
-            false
-        })
-    }
-}
-
-fn lists_of(c: &Condition) -> Vec<&str> {
-    match c {
-        Condition::All { all: cs } | Condition::Any { any: cs } => cs.iter().flat_map(lists_of).collect(),
-        Condition::Not { not } => lists_of(not),
-        Condition::Field(t) => t.in_list.as_deref().into_iter().collect(),
-    }
-}
-
-/// A value found at a path: a raw JSON value from the record, or enrichment text.
-enum Val<'a> {
-    Raw(&'a RawValue),
-    Text(&'a str),
-}
-
-/// The members of one JSON object, by key.
-type Members<'r> = HashMap<Cow<'r, str>, &'r RawValue>;
-
-struct Fields<'r, 'a> {
-    record: &'r Record<'a>,
-    geo_country: Option<&'r str>,
-    /// Objects of this record already split into members, by the address of their text:
-    /// the rules read `userIdentity.*` a dozen times per record, and parsing it once
-    /// instead of once per test is most of what evaluating them costs.
-    objects: RefCell<Vec<(usize, std::rc::Rc<Members<'r>>)>>,
-}
-
-impl<'r> Fields<'r, '_> {
-    /// Every value at `path`, descending into arrays.
-    fn values(&self, path: &str) -> Vec<Val<'r>> {
-        if path == "source.geo.country_iso_code" {
-            return self.geo_country.map(Val::Text).into_iter().collect();
-        }
-        if path == "@principal_name" {
-            let name = self.values("userIdentity.userName");
-            if !name.is_empty() {
-                return name;
+            if let Some(missing) = c
+                .rules
+                .iter()
+                .find(|r| !set.enabled.contains_key(*r) && !set.enabled.values().any(|i| i.name == **r))
+            {
+                tracing::info!(
+                    correlation = c.title,
+                    rule = missing,
+                    "a correlation's base rule is not loaded"
+                );
             }
-            return self
-                .values("userIdentity.arn")
-                .into_iter()
-                .filter_map(|v| match v {
-                    Val::Raw(r) => serde_json::from_str::<&str>(r.get()).ok(),
-                    Val::Text(t) => Some(t),
-                })
-                .filter_map(|arn| arn.rsplit('/').next().filter(|n| !n.is_empty() && !n.contains(':')))
-                .map(Val::Text)
-                .collect();
         }
-        let mut parts = path.split('.');
-        let Some(top) = parts.next() else { return Vec::new() };
-        let Some(field) = self.record.fields.iter().find(|f| f.key == top) else {
+        set.correlations = collection.correlations;
+        Ok(set)
+    }
+
+    /// Every rule seen, enabled or not, in load order (for `rules list`).
+    pub fn catalogue(&self) -> &[RuleInfo] {
+        &self.catalogue
+    }
+
+    /// The enabled rule with this id.
+    pub fn rule(&self, id: &str) -> Option<&RuleInfo> {
+        self.enabled.get(id).map(|r| r.as_ref())
+    }
+
+    /// The number of rules evaluated (detections and correlations).
+    pub fn len(&self) -> usize {
+        self.enabled.len()
+    }
+
+    /// True when no rule is evaluated.
+    pub fn is_empty(&self) -> bool {
+        self.enabled.is_empty()
+    }
+
+    /// The detection rules matching `event` on its own: no correlation, base rules of
+    /// correlations included (to test a rule's condition on one record).
+    pub fn detect(&self, event: &RecordEvent<'_, '_>) -> Vec<Arc<RuleInfo>> {
+        self.detections(event)
+            .iter()
+            .filter_map(|r| self.enabled.get(r.header.rule_id.as_deref()?).cloned())
+            .collect()
+    }
+
+    /// The rules matching `event`, correlations included (their state in `state`, which lives
+    /// for one invocation). Base rules of correlations do not appear on their own.
+    pub fn evaluate(&self, event: &RecordEvent<'_, '_>, state: &mut Correlations) -> Vec<Arc<RuleInfo>> {
+        let detections = self.detections(event);
+        if detections.is_empty() {
             return Vec::new();
+        }
+        let id_of = |r: &EvaluationResult| r.header.rule_id.clone().unwrap_or_default();
+        let results: Vec<EvaluationResult> = if detections.iter().any(|d| self.bases.contains(&id_of(d))) {
+            let correlator = state.engine.get_or_insert_with(|| {
+                // Compiled at load already: this cannot fail.
+                correlation_engine(&self.correlations).unwrap_or_else(|_| CorrelationEngine::new(config()))
+            });
+            // One timestamp for the whole invocation: a window is the invocation.
+            correlator.process_with_detections(event, detections, 0)
+        } else {
+            detections
         };
-        let mut current = vec![field.value];
-        for part in parts {
-            current = current.into_iter().flat_map(|raw| self.child(raw, part)).collect();
-        }
-        // A path ending on an array yields its elements.
-        current.into_iter().flat_map(elements).map(Val::Raw).collect()
-    }
-}
-
-impl<'r> Fields<'r, '_> {
-    /// The members named `key` of an object, or of each object in an array.
-    fn child(&self, raw: &'r RawValue, key: &str) -> Vec<&'r RawValue> {
-        match raw.get().as_bytes().first() {
-            Some(b'{') => self
-                .members(raw)
-                .and_then(|m| m.get(key).copied())
-                .into_iter()
-                .collect(),
-            Some(b'[') => elements(raw).into_iter().flat_map(|e| self.child(e, key)).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// The members of the object `raw`, parsed once per record.
-    fn members(&self, raw: &'r RawValue) -> Option<std::rc::Rc<Members<'r>>> {
-        // Two values of one record never start at the same byte unless they are the same
-        // value (a nested value starts after its parent's `{` or `[`).
-        let at = raw.get().as_ptr() as usize;
-        if let Some((_, m)) = self.objects.borrow().iter().find(|(a, _)| *a == at) {
-            return Some(m.clone());
-        }
-        let members = std::rc::Rc::new(serde_json::from_str::<Members<'r>>(raw.get()).ok()?);
-        self.objects.borrow_mut().push((at, members.clone()));
-        Some(members)
-    }
-}
-
-fn elements(raw: &RawValue) -> Vec<&RawValue> {
-    if raw.get().starts_with('[') {
-        serde_json::from_str::<Vec<&RawValue>>(raw.get()).unwrap_or_default()
-    } else {
-        vec![raw]
-    }
-}
-
-fn is_string(v: &Val<'_>) -> bool {
-    match v {
-        Val::Raw(r) => r.get().starts_with('"'),
-        Val::Text(_) => true,
-    }
-}
-
-/// A scalar as text: strings unquoted and unescaped, other values as written.
-fn scalar_text<'a>(v: &Val<'a>) -> Cow<'a, str> {
-    match v {
-        Val::Text(t) => Cow::Borrowed(t),
-        Val::Raw(r) if r.get().starts_with('"') => {
-            let text = r.get();
-            // Most strings have no escape: borrow them (serde's `Cow<str>` always allocates).
-            match text.get(1..text.len() - 1) {
-                Some(inner) if text.len() >= 2 && !inner.contains('\\') => Cow::Borrowed(inner),
-                _ => serde_json::from_str::<String>(text).map_or(Cow::Borrowed(text), Cow::Owned),
+        let mut out: Vec<Arc<RuleInfo>> = Vec::new();
+        for r in &results {
+            let id = id_of(r);
+            if r.is_detection() && self.silent.contains(&id) {
+                continue;
+            }
+            if let Some(info) = self.enabled.get(&id)
+                && !out.iter().any(|o| o.id == id)
+            {
+                out.push(info.clone());
             }
         }
-        Val::Raw(r) => Cow::Borrowed(r.get()),
+        out
     }
 }
 
-fn equals(v: &Val<'_>, expected: &serde_json::Value) -> bool {
-    match expected {
-        serde_json::Value::String(s) => is_string(v) && scalar_text(v) == s.as_str(),
-        serde_json::Value::Bool(b) => match v {
-            // CloudTrail writes some booleans as strings ("true"): both count.
-            Val::Raw(r) => r.get() == b.to_string() || r.get() == format!("\"{b}\""),
-            Val::Text(t) => *t == b.to_string(),
-        },
-        other => match v {
-            Val::Raw(r) => serde_json::from_str::<serde_json::Value>(r.get()).ok().as_ref() == Some(other),
-            Val::Text(_) => false,
-        },
+impl RuleSet {
+    /// Every detection match of `event`: the open rules always, the gated ones only when the
+    /// record carries one of the `eventName`/`eventSource` values they require.
+    fn detections(&self, event: &RecordEvent<'_, '_>) -> Vec<EvaluationResult> {
+        let mut out = self.open.as_ref().map(|e| e.evaluate(event)).unwrap_or_default();
+        if let Some(gated) = &self.gated {
+            let carries = |is_source: bool, key: &str| {
+                event
+                    .top_str(key)
+                    .is_some_and(|v| self.gate.contains(&(is_source, v.to_ascii_lowercase())))
+            };
+            if carries(false, "eventName") || carries(true, "eventSource") {
+                out.extend(gated.evaluate(event));
+            }
+        }
+        out
     }
 }
 
-/// Whether `test` holds for some scalar anywhere inside `v`.
-fn any_scalar(v: &Val<'_>, test: &dyn Fn(&Val<'_>) -> bool) -> bool {
-    match v {
-        Val::Text(_) => test(v),
-        Val::Raw(r) => match r.get().as_bytes().first() {
-            Some(b'{') => serde_json::from_str::<HashMap<Cow<'_, str>, &RawValue>>(r.get())
-                .map(|m| m.values().any(|c| any_scalar(&Val::Raw(c), test)))
-                .unwrap_or(false),
-            Some(b'[') => elements(r).iter().any(|c| any_scalar(&Val::Raw(c), test)),
-            _ => test(v),
-        },
+/// Literal (`eventSource` if `true`, else `eventName`, lower-cased) values, one of which a
+/// record must carry.
+type Keys = HashSet<(bool, String)>;
+
+/// The literal `eventName`/`eventSource` values (lower-cased: Sigma's equality ignores case)
+/// one of which a record must carry for `rule` to match; `None` when the rule can match without
+/// (a negation, a wildcard or modifier on them, or no such field).
+fn required_keys(rule: &SigmaRule) -> Option<Keys> {
+    let d = &rule.detection;
+    union(d.conditions.iter().map(|c| condition_keys(c, &d.named)).collect())
+}
+
+/// An OR: every branch must require something, and the record one of them all.
+fn union(sets: Vec<Option<Keys>>) -> Option<Keys> {
+    let mut all = Keys::new();
+    for set in sets {
+        all.extend(set?);
     }
+    (!all.is_empty()).then_some(all)
+}
+
+/// An AND: one branch's requirement is enough; the smallest.
+fn smallest(sets: Vec<Option<Keys>>) -> Option<Keys> {
+    sets.into_iter().flatten().min_by_key(HashSet::len)
+}
+
+fn condition_keys(c: &ConditionExpr, named: &HashMap<String, Detection>) -> Option<Keys> {
+    match c {
+        ConditionExpr::Identifier(name) => selection_keys(named.get(name)?),
+        ConditionExpr::And(xs) => smallest(xs.iter().map(|x| condition_keys(x, named)).collect()),
+        ConditionExpr::Or(xs) => union(xs.iter().map(|x| condition_keys(x, named)).collect()),
+        ConditionExpr::Not(_) => None,
+        ConditionExpr::Selector { quantifier, pattern } => {
+            let picked: Vec<Option<Keys>> = named
+                .iter()
+                .filter(|(n, _)| match pattern {
+                    SelectorPattern::Them => !n.starts_with('_'),
+                    SelectorPattern::Pattern(p) => glob(p, n),
+                })
+                .map(|(_, d)| selection_keys(d))
+                .collect();
+            match quantifier {
+                Quantifier::All => smallest(picked),
+                Quantifier::Any | Quantifier::Count(_) => union(picked),
+            }
+        }
+    }
+}
+
+/// A selection's requirement: a map (AND of its fields) needs one field's plain values, a
+/// list of maps (OR) every map's.
+fn selection_keys(d: &Detection) -> Option<Keys> {
+    match d {
+        Detection::AllOf(items) => smallest(
+            items
+                .iter()
+                .map(|item| {
+                    let is_source = match item.field.name.as_deref()? {
+                        "eventName" => false,
+                        "eventSource" => true,
+                        _ => return None,
+                    };
+                    if !item.field.modifiers.is_empty() || item.values.is_empty() {
+                        return None;
+                    }
+                    item.values
+                        .iter()
+                        .map(|v| match v {
+                            SigmaValue::String(s) => s.as_plain().map(|p| (is_source, p.to_ascii_lowercase())),
+                            _ => None,
+                        })
+                        .collect::<Option<Keys>>()
+                })
+                .collect(),
+        ),
+        Detection::AnyOf(subs) => union(subs.iter().map(selection_keys).collect()),
+        _ => None,
+    }
+}
+
+/// Sigma's selector patterns: `*` matches any run of characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(after) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len()).any(|i| after.is_char_boundary(i) && glob(rest, &after[i..]))
+        }
+    }
+}
+
+/// The correlation settings: every suppression pinned to none unless a rule sets its own (a
+/// rule's `rsigma.suppress` would otherwise become every correlation's), base rules silent.
+fn config() -> CorrelationConfig {
+    CorrelationConfig {
+        emit_detections: false,
+        suppress: Some(0),
+        ..CorrelationConfig::default()
+    }
+}
+
+/// A correlation engine holding only `correlations`: detections are computed by the
+/// stateless [`Engine`] and fed in.
+fn correlation_engine(correlations: &[CorrelationRule]) -> Result<CorrelationEngine, rsigma_eval::EvalError> {
+    let mut engine = CorrelationEngine::new(config());
+    for c in correlations {
+        engine.add_correlation(c)?;
+    }
+    Ok(engine)
+}
+
+/// The pipeline filling `%allowed_countries%`.
+fn countries_pipeline(countries: &[String]) -> Result<Pipeline, RulesError> {
+    let mut pipeline = parse_pipeline(
+        "name: cwl-indexer placeholders\npriority: 10\ntransformations:\n  - id: allowed_countries\n    type: value_placeholders\n",
+    )
+    .map_err(|e| RulesError {
+        file: "(the placeholders pipeline)".into(),
+        line: None,
+        reason: e.to_string(),
+    })?;
+    pipeline.vars.insert("allowed_countries".into(), countries.to_vec());
+    Ok(pipeline)
+}
+
+/// The text of a loaded file, to find lines in (bundled or the user's).
+fn source_text<'a>(file: &str, options: &'a RuleOptions) -> Option<&'a str> {
+    BUNDLED_RULES
+        .iter()
+        .find(|(p, _)| *p == file)
+        .map(|(_, t)| *t)
+        .or_else(|| options.user.iter().find(|(p, _)| p == file).map(|(_, t)| t.as_str()))
+}
+
+/// Parses one rule file (one or more YAML documents) into its rules; a document that does not
+/// parse fails with the file, the line and the reason.
+fn parse_file(file: &str, text: &str, is_user: bool) -> Result<Vec<(Parsed, bool)>, RulesError> {
+    let err = |line: Option<usize>, reason: String| RulesError {
+        file: file.to_owned(),
+        line,
+        reason,
+    };
+    let collection = parse_sigma_yaml(text).map_err(|e| err(yaml_line(&e.to_string()), e.to_string()))?;
+    if !collection.errors.is_empty() {
+        // Find which document, and in it the offending line.
+        for (start, doc) in documents(text) {
+            if let Ok(c) = parse_sigma_yaml(doc)
+                && let Some(e) = c.errors.first()
+            {
+                return Err(err(line_of_parse_error(doc, e).map(|l| l + start), first_line(e)));
+            }
+        }
+        return Err(err(None, collection.errors.join("; ")));
+    }
+    if !collection.filters.is_empty() {
+        return Err(err(line_of(text, "filter:"), "filter rules are not supported".into()));
+    }
+    let mut out = Vec::new();
+    for rule in collection.rules {
+        check_attributes(file, text, is_user, &rule.custom_attributes)?;
+        check_id(file, text, rule.id.as_deref(), &rule.title)?;
+        let uses_list = rule_mentions_countries(text, rule.id.as_deref());
+        out.push((Parsed::Detection(Box::new(rule)), uses_list));
+    }
+    for c in collection.correlations {
+        check_attributes(file, text, is_user, &c.custom_attributes)?;
+        check_id(file, text, c.id.as_deref(), &c.title)?;
+        out.push((Parsed::Correlation(Box::new(c)), false));
+    }
+    if out.is_empty() {
+        return Err(err(None, "no Sigma rule in the file".into()));
+    }
+    Ok(out)
+}
+
+fn check_id(file: &str, text: &str, id: Option<&str>, title: &str) -> Result<(), RulesError> {
+    if id.is_none_or(|i| i.trim().is_empty()) {
+        return Err(RulesError {
+            file: file.to_owned(),
+            line: line_of(text, title),
+            reason: format!(
+                "rule {title:?} has no id (every rule needs one: it replaces, disables and names the rule)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_attributes<V>(
+    file: &str,
+    text: &str,
+    is_user: bool,
+    attributes: &HashMap<String, V>,
+) -> Result<(), RulesError> {
+    if !is_user {
+        return Ok(());
+    }
+    if let Some(key) = ENGINE_WIDE_ATTRIBUTES.iter().find(|k| attributes.contains_key(**k)) {
+        return Err(RulesError {
+            file: file.to_owned(),
+            line: line_of(text, key),
+            reason: format!("{key} is not allowed in a user rule: rsigma-eval would apply it to every rule"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the document of the rule `id` in `text` uses the countries placeholder.
+fn rule_mentions_countries(text: &str, id: Option<&str>) -> bool {
+    documents(text)
+        .into_iter()
+        .any(|(_, doc)| id.is_some_and(|id| doc.contains(id)) && doc.contains(COUNTRIES_PLACEHOLDER))
+}
+
+/// The YAML documents of `text` with the 0-based line each starts on.
+fn documents(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let (mut start_byte, mut start_line) = (0, 0);
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_end() == "---" {
+            out.push((start_line, &text[start_byte..offset]));
+            start_byte = offset + line.len();
+            start_line = n + 1;
+        }
+        offset += line.len();
+    }
+    out.push((start_line, &text[start_byte..]));
+    out.retain(|(_, d)| !d.trim().is_empty());
+    out
+}
+
+/// The 1-based line of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|n| n + 1)
+}
+
+/// The first line of an error message (rsigma's condition errors draw the condition below).
+fn first_line(e: &str) -> String {
+    e.lines().next().unwrap_or(e).trim().to_owned()
+}
+
+/// A multi-line message (a regex error draws the pattern with a caret) on one line: the lines
+/// that are not the drawing.
+fn one_line(e: &str) -> String {
+    e.lines()
+        .filter(|l| !l.starts_with(char::is_whitespace) && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The line a parse error is about: the key carrying an unknown modifier, or the condition.
+fn line_of_parse_error(doc: &str, error: &str) -> Option<usize> {
+    if let Some(rest) = error.split("modifier '").nth(1)
+        && let Some(modifier) = rest.split('\'').next()
+    {
+        return line_of(doc, &format!("|{modifier}"));
+    }
+    if error.to_ascii_lowercase().contains("condition") {
+        return line_of(doc, "condition:");
+    }
+    None
+}
+
+/// The line of the first regular expression of `rule` that does not compile (what rsigma
+/// refuses at compile time), else its title.
+fn line_of_compile_error(text: &str, rule: &SigmaRule) -> Option<usize> {
+    let doc_start = documents(text)
+        .into_iter()
+        .find(|(_, d)| rule.id.as_deref().is_some_and(|id| d.contains(id)))
+        .map_or(0, |(s, _)| s);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut in_re = false;
+    for (n, line) in lines.iter().enumerate().skip(doc_start) {
+        let trimmed = line.trim_start();
+        let value = if let Some((key, value)) = trimmed.split_once(':').filter(|(k, _)| !k.starts_with('-')) {
+            in_re = key.contains("|re");
+            value.trim()
+        } else if let Some(item) = trimmed.strip_prefix("- ") {
+            item.trim()
+        } else {
+            continue;
+        };
+        if in_re && !value.is_empty() {
+            let pattern = value.trim_matches(|c| c == '\'' || c == '"');
+            if regex::Regex::new(pattern).is_err() {
+                return Some(n + 1);
+            }
+        }
+    }
+    line_of(text, &rule.title)
+}
+
+/// `line N` from a YAML error message.
+fn yaml_line(message: &str) -> Option<usize> {
+    let rest = message.split("line ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn info_of(parsed: &Parsed, file: &str, origin: Origin) -> RuleInfo {
+    let (title, name, level, author, tags, references, correlation) = match parsed {
+        Parsed::Detection(r) => (&r.title, &r.name, r.level, &r.author, &r.tags, &r.references, false),
+        Parsed::Correlation(c) => (&c.title, &c.name, c.level, &c.author, &c.tags, &c.references, true),
+    };
+    let id = parsed.id().unwrap_or_default().to_owned();
+    let source = match origin {
+        Origin::SigmaHq => format!(
+            "https://github.com/SigmaHQ/sigma/blob/{SIGMAHQ_COMMIT}/rules/cloud/aws/cloudtrail/{}",
+            file.rsplit('/').next().unwrap_or(file)
+        ),
+        Origin::CwlIndexer | Origin::User => references.first().cloned().unwrap_or_else(|| file.to_owned()),
+    };
+    let (tactics, techniques) = attack(tags);
+    RuleInfo {
+        name: name.clone().unwrap_or_else(|| id.clone()),
+        id,
+        title: title.clone(),
+        level: match level {
+            Some(Level::Critical) => Severity::Critical,
+            Some(Level::High) => Severity::High,
+            Some(Level::Medium) => Severity::Medium,
+            Some(Level::Low | Level::Informational) | None => Severity::Low,
+        },
+        author: author.clone().unwrap_or_default(),
+        source,
+        file: file.to_owned(),
+        origin,
+        tactics,
+        techniques,
+        correlation,
+        silent: false,
+        disabled: None,
+    }
+}
+
+/// ATT&CK tactic names and technique ids from Sigma tags (`attack.defense-evasion`,
+/// `attack.t1562.008`).
+pub fn attack(tags: &[String]) -> (Vec<String>, Vec<String>) {
+    const TACTICS: &[&str] = &[
+        "Reconnaissance",
+        "Resource Development",
+        "Initial Access",
+        "Execution",
+        "Persistence",
+        "Privilege Escalation",
+        "Defense Evasion",
+        "Credential Access",
+        "Discovery",
+        "Lateral Movement",
+        "Collection",
+        "Command and Control",
+        "Exfiltration",
+        "Impact",
+    ];
+    let (mut tactics, mut techniques) = (Vec::new(), Vec::new());
+    for tag in tags {
+        let Some(rest) = tag.to_ascii_lowercase().strip_prefix("attack.").map(str::to_owned) else {
+            continue;
+        };
+        let is_technique = rest.len() > 1
+            && rest.starts_with('t')
+            && rest[1..]
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if is_technique {
+            let id = rest.to_ascii_uppercase();
+            if !techniques.contains(&id) {
+                techniques.push(id);
+            }
+        } else if let Some(name) = TACTICS
+            .iter()
+            .find(|t| t.to_ascii_lowercase().replace(' ', "-") == rest.replace('_', "-"))
+            && !tactics.iter().any(|t| t == name)
+        {
+            tactics.push((*name).to_owned());
+        }
+    }
+    (tactics, techniques)
+}
+
+/// Validates rule files as the function would load them, after the bundled ones (for
+/// `rules check`): the first problem with its file, line and reason.
+pub fn check(files: Vec<(String, String)>) -> Result<RuleSet, RulesError> {
+    RuleSet::load(&RuleOptions {
+        user: files,
+        disabled: Vec::new(),
+        allowed_countries: vec!["US".into()],
+    })
 }
 
 #[cfg(test)]
@@ -421,102 +772,165 @@ mod tests {
     use super::*;
     use crate::ingest::record::{Message, classify};
 
-    fn matches(rules: &RuleSet, message: &str, country: Option<&str>) -> Vec<String> {
+    fn names(rules: &RuleSet, message: &str, country: Option<&str>, state: &mut Correlations) -> Vec<String> {
         let Message::CloudTrail(record) = classify(message) else {
             panic!("{message}")
         };
         rules
-            .evaluate(&record, country, &mut BTreeMap::new())
-            .into_iter()
-            .map(|r| r.id.clone())
+            .evaluate(&RecordEvent::new(&record, country), state)
+            .iter()
+            .map(|r| r.name.clone())
             .collect()
     }
 
-    fn default_rules() -> RuleSet {
-        let lists = HashMap::from([("allowed_countries".to_owned(), vec!["US".to_owned(), "IL".to_owned()])]);
-        RuleSet::load(None, lists).unwrap()
-    }
-
-    #[test]
-    fn the_default_rules_load() {
-        let rules = default_rules();
-        assert!(rules.rules().len() >= 10);
-        // Without an allow-list the country rule is off.
-        let without = RuleSet::load(None, HashMap::new()).unwrap();
-        assert_eq!(without.rules().len(), rules.rules().len() - 1);
-    }
-
-    #[test]
-    fn root_activity_but_not_by_a_service() {
-        let rules = default_rules();
-        let root = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},"eventName":"ListBuckets","eventSource":"s3.amazonaws.com"}"#;
-        assert!(matches(&rules, root, None).contains(&"root-activity".to_owned()));
-        let by_service = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root","invokedBy":"config.amazonaws.com"},"eventName":"ListBuckets","eventSource":"s3.amazonaws.com"}"#;
-        assert!(!matches(&rules, by_service, None).contains(&"root-activity".to_owned()));
-    }
-
-    #[test]
-    fn security_group_open_to_the_world() {
-        let rules = default_rules();
-        let open = r#"{"eventVersion":"1.08","eventSource":"ec2.amazonaws.com","eventName":"AuthorizeSecurityGroupIngress","requestParameters":{"groupId":"sg-1","ipPermissions":{"items":[{"ipProtocol":"tcp","fromPort":22,"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"},{"cidrIp":"0.0.0.0/0"}]}}]}}}"#;
-        assert!(matches(&rules, open, None).contains(&"security-group-open-to-world".to_owned()));
-        let closed = open.replace("0.0.0.0/0", "192.0.2.0/24");
-        assert!(!matches(&rules, &closed, None).contains(&"security-group-open-to-world".to_owned()));
-    }
-
-    #[test]
-    fn country_allow_list() {
-        let rules = default_rules();
-        let call = r#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","sourceIPAddress":"81.2.69.142"}"#;
-        assert!(matches(&rules, call, Some("GB")).contains(&"unexpected-country".to_owned()));
-        assert!(!matches(&rules, call, Some("US")).contains(&"unexpected-country".to_owned()));
-        assert!(
-            !matches(&rules, call, None).contains(&"unexpected-country".to_owned()),
-            "unknown country"
-        );
-    }
-
-    #[test]
-    fn bursts_count_per_principal_within_an_invocation() {
-        let rules = default_rules();
-        let denied = |who: &str| {
-            format!(
-                r#"{{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","errorCode":"AccessDenied","userIdentity":{{"arn":"{who}"}}}}"#
-            )
-        };
-        let mut bursts = BTreeMap::new();
-        let mut hits = Vec::new();
-        for who in ["a", "a", "b", "a", "a", "a", "a"] {
-            let msg = denied(who);
-            let Message::CloudTrail(r) = classify(&msg) else {
-                panic!()
-            };
-            hits.push(
-                rules
-                    .evaluate(&r, None, &mut bursts)
-                    .iter()
-                    .any(|r| r.id == "access-denied-burst"),
-            );
+    fn options() -> RuleOptions {
+        RuleOptions {
+            allowed_countries: vec!["US".into(), "IL".into()],
+            ..RuleOptions::default()
         }
-        // Principal "a" is refused at positions 0, 1, 3, 4, 5 and 6: its 5th refusal is at 5.
-        assert_eq!(
-            hits,
-            vec![false, false, false, false, false, true, true],
-            "from the 5th denial by one principal"
-        );
     }
 
     #[test]
-    fn user_rules_add_to_and_replace_the_defaults() {
-        let extra = r#"{"rules":[
-            {"id":"root-activity","title":"Root, stricter","severity":"critical","when":{"field":"userIdentity.type","equals":"Root"}},
-            {"id":"kms-delete","title":"KMS key deletion","severity":"high","when":{"field":"eventName","in":["ScheduleKeyDeletion","DisableKey"]}}
-        ]}"#;
-        let rules = RuleSet::load(Some(("custom.json", extra)), HashMap::new()).unwrap();
-        let root = rules.rules().iter().find(|r| r.id == "root-activity").unwrap();
-        assert_eq!(root.severity, Severity::Critical);
-        assert!(rules.rules().iter().any(|r| r.id == "kms-delete"));
-        let err = RuleSet::load(Some(("bad.json", r#"{"rules":[{"id":"x"}]}"#)), HashMap::new()).unwrap_err();
-        assert_eq!(err.source_name, "bad.json");
+    fn the_bundled_rules_load_and_the_country_rule_needs_its_list() {
+        let rules = RuleSet::load(&options()).unwrap();
+        assert!(rules.len() > 90, "{}", rules.len());
+        assert_eq!(
+            rules.catalogue().iter().filter(|r| r.origin == Origin::SigmaHq).count(),
+            57
+        );
+        let without = RuleSet::load(&RuleOptions::default()).unwrap();
+        assert_eq!(without.len(), rules.len() - 1);
+        let country = without
+            .catalogue()
+            .iter()
+            .find(|r| r.name == "unexpected-country")
+            .unwrap();
+        assert!(country.disabled.is_some());
+        let call = r#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","sourceIPAddress":"81.2.69.142"}"#;
+        let mut state = Correlations::default();
+        assert!(names(&rules, call, Some("GB"), &mut state).contains(&"unexpected-country".to_owned()));
+        assert!(!names(&rules, call, Some("US"), &mut state).contains(&"unexpected-country".to_owned()));
+        assert!(!names(&without, call, Some("GB"), &mut state).contains(&"unexpected-country".to_owned()));
+    }
+
+    #[test]
+    fn bursts_count_within_one_invocation_and_base_rules_stay_silent() {
+        let rules = RuleSet::load(&options()).unwrap();
+        let denied = r#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","errorCode":"AccessDenied","sourceIPAddress":"198.51.100.7","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"}}"#;
+        let mut state = Correlations::default();
+        let hits: Vec<bool> = (0..7)
+            .map(|_| {
+                let n = names(&rules, denied, None, &mut state);
+                assert!(!n.contains(&"access-denied-call".to_owned()), "{n:?}");
+                n.contains(&"access-denied-burst".to_owned())
+            })
+            .collect();
+        assert_eq!(hits, [false, false, false, false, true, true, true]);
+        let mut next = Correlations::default();
+        assert!(!names(&rules, denied, None, &mut next).contains(&"access-denied-burst".to_owned()));
+    }
+
+    #[test]
+    fn user_rules_replace_by_id_and_disabled_rules_are_off() {
+        let root = "title: Root, stricter\nid: de45f90e-5fc0-4f77-b605-5b7883f4a1a1\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    userIdentity.type: Root\n  condition: sel\nlevel: critical\n";
+        let rules = RuleSet::load(&RuleOptions {
+            user: vec![("/opt/rules/root.yml".into(), root.into())],
+            disabled: vec!["905d389b-b853-46d0-9d3d-dea0d3a3cd49".into()],
+            ..options()
+        })
+        .unwrap();
+        let r = rules
+            .catalogue()
+            .iter()
+            .find(|r| r.id == "de45f90e-5fc0-4f77-b605-5b7883f4a1a1")
+            .unwrap();
+        assert_eq!(
+            (r.level, r.origin, r.title.as_str()),
+            (Severity::Critical, Origin::User, "Root, stricter")
+        );
+        let assume = rules
+            .catalogue()
+            .iter()
+            .find(|r| r.id == "905d389b-b853-46d0-9d3d-dea0d3a3cd49")
+            .unwrap();
+        assert_eq!(assume.disabled.as_deref(), Some("DISABLED_RULES"));
+    }
+
+    #[test]
+    fn bad_rules_fail_with_file_line_and_reason() {
+        let good = "title: t\nid: 11111111-2222-3333-4444-555555555555\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: A\n  condition: sel\nlevel: low\n";
+        for (bad, line, reason) in [
+            (good.replace("eventName: A", "eventName|contians: A"), 8, "contians"),
+            (good.replace("condition: sel", "condition: sel and ("), 9, "ondition"),
+            (good.replace("eventName: A", "eventName|re: '(['"), 8, "regex"),
+            (format!("{good}rsigma.action: reset\n"), 11, "rsigma.action"),
+        ] {
+            let err = check(vec![("u.yml".into(), bad.clone())]).unwrap_err();
+            assert_eq!((err.file.as_str(), err.line), ("u.yml", Some(line)), "{bad}: {err}");
+            assert!(err.reason.contains(reason), "{err}");
+        }
+        let multi = format!(
+            "{good}---\n{}",
+            good.replace("1111", "9999")
+                .replace("eventName: A", "eventName|nope: A")
+        );
+        assert_eq!(check(vec![("m.yml".into(), multi)]).unwrap_err().line, Some(19));
+    }
+
+    #[test]
+    fn rules_are_gated_by_the_event_names_and_sources_they_require() {
+        let parse = |detection: &str| {
+            let yaml = format!(
+                "title: t\nid: 11111111-2222-3333-4444-555555555555\nlogsource:\n  product: aws\ndetection:\n{detection}"
+            );
+            let rule = parse_sigma_yaml(&yaml).unwrap().rules.remove(0);
+            let mut keys: Vec<(bool, String)> = required_keys(&rule).unwrap_or_default().into_iter().collect();
+            keys.sort();
+            keys
+        };
+        let key = |s: bool, v: &str| (s, v.to_owned());
+        assert_eq!(
+            parse(
+                "  sel:\n    eventName:\n      - StopLogging\n      - DeleteTrail\n    errorCode: null\n  condition: sel\n"
+            ),
+            [key(false, "deletetrail"), key(false, "stoplogging")]
+        );
+        assert_eq!(
+            parse(
+                "  a:\n    eventSource: iam.amazonaws.com\n  b:\n    userIdentity.type: Root\n  condition: a and not b\n"
+            ),
+            [key(true, "iam.amazonaws.com")]
+        );
+        assert_eq!(
+            parse("  a:\n    eventName: A\n  b:\n    userIdentity.type: Root\n  condition: a or b\n"),
+            []
+        );
+        assert_eq!(parse("  a:\n    eventName|startswith: Get\n  condition: a\n"), []);
+        assert_eq!(parse("  a:\n    eventName: Get*\n  condition: a\n"), []);
+        assert_eq!(parse("  a:\n    eventName: A\n  condition: not a\n"), []);
+        assert!(glob("sel_*", "sel_1") && glob("*_a*b", "x_ayb") && !glob("sel_*", "filter") && glob("them", "them"));
+        assert_eq!(
+            parse("  sel_1:\n    eventName: A\n  sel_2:\n    eventName: B\n  condition: 1 of sel_*\n"),
+            [key(false, "a"), key(false, "b")]
+        );
+        let rules = RuleSet::load(&options()).unwrap();
+        let open = rules.open.as_ref().map_or(0, Engine::rule_count);
+        let gated = rules.gated.as_ref().map_or(0, Engine::rule_count);
+        eprintln!("{gated} gated rules on {} keys, {open} open rules", rules.gate.len());
+        assert!(gated > 70 && open < 20, "{gated} gated, {open} open");
+    }
+
+    #[test]
+    fn attack_tags_become_tactic_names_and_technique_ids() {
+        let tags = [
+            "attack.defense-evasion",
+            "attack.t1562.008",
+            "attack.command_and_control",
+            "attack.s0002",
+            "cve.x",
+        ];
+        let (tactics, techniques) = attack(&tags.map(String::from));
+        assert_eq!(tactics, ["Defense Evasion", "Command and Control"]);
+        assert_eq!(techniques, ["T1562.008"]);
     }
 }

@@ -1,11 +1,13 @@
 //! `cwl-indexer`: the command line over the same library code the Lambda function runs,
 //! wired by the same [`cwl_indexer::wire`]. `replay` drives Lambda event files through the
 //! function's dispatch, `report` reads back what landed, `decode` shows an envelope,
-//! `backfill` indexes CloudTrail's S3 files, `setup` and `redrive` tend the cluster.
+//! `backfill` indexes CloudTrail's S3 files, `setup` and `redrive` tend the cluster, `rules`
+//! lists, tests and checks the Sigma rules.
 
 mod backfill;
 mod replay;
 mod report;
+mod rules;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,6 +135,30 @@ enum Command {
         /// A Lambda event file.
         event: PathBuf,
     },
+    /// The Sigma detection rules: bundled, plus SIGMA_RULES, minus DISABLED_RULES.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Every rule: id, level, whether it is enabled, source, title, author, link.
+    List,
+    /// Which record matched which rule: Lambda event files (through the function's dispatch)
+    /// or NDJSON CloudTrail records (one invocation per file).
+    Test {
+        /// Lambda event files or NDJSON record files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate user rules (a .yml file or a directory): fails with the file, line and reason
+    /// of a rule that cannot compile (unknown modifier, bad condition, bad regex).
+    Check {
+        /// A .yml file or a directory of them.
+        path: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -250,6 +276,19 @@ fn run(cli: Cli) -> Result<()> {
             let jobs = cwl_indexer::ops::BatchJobs::from_sdk_config(&sdk, args.s3_control_endpoint());
             backfill::batch_operations(args, &store, &jobs, &region).await
         }),
+        Command::Rules { command } => match command {
+            RulesCommand::List => rules::list(&rules::load(&config)?),
+            RulesCommand::Check { path } => rules::check_rules(&path),
+            RulesCommand::Test { files } => rt.block_on(async {
+                let mut config = config;
+                // Testing rules sends nothing anywhere: no cluster, no alerts.
+                config.sink = None;
+                config.signals.alert_topic_arn = None;
+                config.signals.detections = true;
+                let (indexer, _) = wire(config, false).await?;
+                rules::test(&indexer, &files).await
+            }),
+        },
         Command::Backfill(args) => rt.block_on(async {
             let mut config = config;
             if args.dry_run {
