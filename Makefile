@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .PHONY: test-matrix help build demo stop test lint venv proxy-selftest integration fixtures check-fixtures clean fuzz fuzz-smoke fuzz-seed \
-	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench bench-cluster-cost load
+	lambda-venv template-test sam-lint checkov sam-build sam-checks invoke bench bench-gzip bench-cluster-cost load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ load: venv ## Load test (not in make test): LOAD_INVOCATIONS (32) concurrent rea
 
 bench: ## Benchmarks: transform (criterion), peak memory, cold start, end to end, cluster cost; report in target/bench/REPORT.md (BENCH_QUICK=1: shorter; see BENCHMARKS.md)
 	scripts/bench.sh
+
+bench-gzip: ## The body gzip alone: each backend's time and bytes on the as-deployed bodies (benches/gzip.rs)
+	scripts/bench.sh gzip
 
 bench-cluster-cost: ## Cluster cost alone: store bytes per document and indexing time, ours against the console function's (CLUSTER_COST_PROJECTIONS=1: issue 15's projected documents too)
 	scripts/bench.sh cluster-cost

@@ -254,9 +254,36 @@ def cluster_cost_section(out):
     out.append(module.table(c))
 
 
+GZIP_BACKENDS = ["shipped", "miniz_oxide-1", "zlib-rs-1", "libdeflate-1", "libdeflate-2"]
+
+
+def gzip_section(out):
+    sizes = load("gzip-sizes.json")
+    if not sizes:
+        out.append("Body gzip backends: not run (scripts/bench-gzip.sh).\n")
+        return
+    out.append("### Body gzip, backend against backend (criterion, benches/gzip.rs)\n")
+    out.append("The as-deployed transform's `_bulk` bodies per workload; `shipped` is `deliver::gzip` "
+               "(flate2 on zlib-rs, level 1). Time per workload's bodies in ms, median (min–max); "
+               "bytes on the wire and the ratio to the body.\n")
+    out.append("| workload | backend | time ms | vs shipped | wire bytes | compression |")
+    out.append("|---|---|---|---|---|---|")
+    for w in WORKLOADS:
+        base = samples(f"gzip-{w}", "shipped")
+        for b in GZIP_BACKENDS:
+            t, z = samples(f"gzip-{w}", b), sizes.get(f"{w}/{b}")
+            if not t or not z:
+                continue
+            ratio = f"{statistics.median(t) / statistics.median(base):.2f}×" if base else "-"
+            out.append(f"| {w} | {b} | {mmm(t, 1e-6)} | {ratio} | {z['wire_bytes']:,} | "
+                       f"{z['body_bytes'] / z['wire_bytes']:.2f}× |")
+    out.append("")
+
+
 def main():
     out = ["## Results of this run\n"]
     sizes = transform_section(out)
+    gzip_section(out)
     instructions_section(out)
     node = node_section(out)
     coldstart_section(out)
