@@ -1766,3 +1766,27 @@ def test_domains_have_no_serverless_resources(template):
         for name in SERVERLESS_RESOURCES + ("CollectionRetentionPolicy",):
             assert name not in r.resources, (mode, name)
         assert "CollectionArn" not in r.outputs
+
+
+FAMILY_RETENTION = {
+    "VPCFLOW_RETENTION_DAYS": "VpcFlowIndexRetentionDays",
+    "GUARDDUTY_RETENTION_DAYS": "GuardDutyIndexRetentionDays",
+    "RESOLVER_RETENTION_DAYS": "ResolverIndexRetentionDays",
+    "WAF_RETENTION_DAYS": "WafIndexRetentionDays",
+}
+
+
+def test_each_family_retention_is_a_parameter_left_to_the_domain(template):
+    """Each family's retention comes from its parameter on a domain, and is left unset on
+    Serverless (no ISM there: the collection's lifecycle policy keeps every index alike)."""
+    _, fn = function(template)
+    env = fn["Properties"]["Environment"]["Variables"]
+    for var, param in FAMILY_RETENTION.items():
+        assert env[var] == {"Fn::If": ["UseServerless", "", {"Ref": param}]}, var
+        spec = template["Parameters"][param]
+        assert spec["Default"] == "", f"{param}: unset follows IndexRetentionDays"
+        pattern = re.compile(spec["AllowedPattern"])
+        for ok in ("", "0", "7", "90", "365", "3650"):
+            assert pattern.match(ok), (param, ok)
+        for bad in ("3651", "-1", "1.5", "90d", "10000"):
+            assert not pattern.match(bad), (param, bad)
