@@ -153,7 +153,7 @@ pub fn saved_objects(prefix: &str) -> String {
     let title = |pattern: &str| format!(r#""title":"{pattern}""#);
     let mut out = SAVED_OBJECTS.replace(&title(&cloudtrail_pattern("cwl")), &title(&cloudtrail_pattern(prefix)));
     let mut families = LOGTYPE_OBJECTS.to_owned();
-    for family in ["vpcflow", "guardduty"] {
+    for family in ["vpcflow", "guardduty", "resolver", "waf"] {
         families = families.replace(
             &title(&format!("cwl-{family}-*")),
             &title(&format!("{prefix}-{family}-*")),
@@ -846,6 +846,8 @@ mod tests {
         );
         assert_eq!(objects.matches(r#""title":"audit-vpcflow-*""#).count(), 1);
         assert_eq!(objects.matches(r#""title":"audit-guardduty-*""#).count(), 1);
+        assert_eq!(objects.matches(r#""title":"audit-resolver-*""#).count(), 1);
+        assert_eq!(objects.matches(r#""title":"audit-waf-*""#).count(), 1);
         assert!(!objects.contains(r#""title":"cwl-"#), "every pattern retargeted");
         for line in objects.lines() {
             serde_json::from_str::<Value>(line).unwrap();
