@@ -676,19 +676,19 @@ GUARDDUTY_PATTERN_ID = "cwl-indexer-guardduty-index-pattern"
 REJECTED = "event.action:reject"
 
 
+def family_pattern(pattern_id, title):
+    """A family's index pattern: its title names its indices, once, for `setup` to retarget."""
+    return {
+        "id": pattern_id,
+        "type": "index-pattern",
+        "attributes": {"title": title, "timeFieldName": "@timestamp"},
+        "references": [],
+    }
+
+
 def logtype_objects():
-    flows = {
-        "id": VPCFLOW_PATTERN_ID,
-        "type": "index-pattern",
-        "attributes": {"title": "cwl-vpcflow-*", "timeFieldName": "@timestamp"},
-        "references": [],
-    }
-    findings = {
-        "id": GUARDDUTY_PATTERN_ID,
-        "type": "index-pattern",
-        "attributes": {"title": "cwl-guardduty-*", "timeFieldName": "@timestamp"},
-        "references": [],
-    }
+    flows = family_pattern(VPCFLOW_PATTERN_ID, "cwl-vpcflow-*")
+    findings = family_pattern(GUARDDUTY_PATTERN_ID, "cwl-guardduty-*")
     bytes_sum = sum_of("source.bytes", "Bytes")
     bytes_over_time = visualization(
         "cwl-indexer-vpcflow-bytes-over-time",
@@ -789,18 +789,8 @@ WAF_PATTERN_ID = "cwl-indexer-waf-index-pattern"
 
 
 def resolver_waf_objects():
-    queries = {
-        "id": RESOLVER_PATTERN_ID,
-        "type": "index-pattern",
-        "attributes": {"title": "cwl-resolver-*", "timeFieldName": "@timestamp"},
-        "references": [],
-    }
-    requests = {
-        "id": WAF_PATTERN_ID,
-        "type": "index-pattern",
-        "attributes": {"title": "cwl-waf-*", "timeFieldName": "@timestamp"},
-        "references": [],
-    }
+    queries = family_pattern(RESOLVER_PATTERN_ID, "cwl-resolver-*")
+    requests = family_pattern(WAF_PATTERN_ID, "cwl-waf-*")
     queries_over_time = visualization(
         "cwl-indexer-resolver-queries-over-time",
         "Resolver: queries over time",

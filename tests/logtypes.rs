@@ -30,6 +30,20 @@ fn config(prefix: &str) -> Config {
     }
 }
 
+/// A pipeline under `prefix` with GeoIP as the function loads it (the fixtures' test
+/// databases), for the maps.
+fn geo_pipeline(prefix: &str) -> Pipeline {
+    let mut pipeline = Pipeline::new(config(prefix), None);
+    let geo = common::fixtures().join("geo");
+    let signals = SignalsConfig {
+        geoip_db: Some(geo.join("city-subset.mmdb")),
+        geoip_asn_db: Some(geo.join("asn-subset.mmdb")),
+        ..SignalsConfig::default()
+    };
+    pipeline.indexer = pipeline.indexer.with_enrichment(Enrichment::load(&signals).unwrap());
+    pipeline
+}
+
 /// The CloudWatch Logs events of the fixtures the oracles are computed from (the Kinesis
 /// batch aside), as `events.ndjson` names them.
 fn cloudwatch_events(family: &str) -> Vec<CloudWatchLogsEvent> {
@@ -127,15 +141,7 @@ fn oracle_map(v: &Value) -> BTreeMap<String, u64> {
 async fn flows_and_findings_land_once_in_their_own_indices_with_typed_fields() {
     let prefix = node::unique_prefix("logtypes");
     let _cleanup = node::Cleanup(prefix.clone());
-    let mut pipeline = Pipeline::new(config(&prefix), None);
-    // GeoIP as the function loads it (the fixtures' test databases), for the maps.
-    let geo = common::fixtures().join("geo");
-    let signals = SignalsConfig {
-        geoip_db: Some(geo.join("city-subset.mmdb")),
-        geoip_asn_db: Some(geo.join("asn-subset.mmdb")),
-        ..SignalsConfig::default()
-    };
-    pipeline.indexer = pipeline.indexer.with_enrichment(Enrichment::load(&signals).unwrap());
+    let pipeline = geo_pipeline(&prefix);
     let mut events = cloudwatch_events("vpcflow");
     events.extend(cloudwatch_events("guardduty"));
 
@@ -627,14 +633,7 @@ async fn resolver_queries_and_waf_requests_land_once_in_their_own_indices() {
 async fn resolver_and_waf_dashboards_aggregate_to_the_oracle() {
     let prefix = node::unique_prefix("rwafdash");
     let _cleanup = node::Cleanup(prefix.clone());
-    let mut pipeline = Pipeline::new(config(&prefix), None);
-    let geo = common::fixtures().join("geo");
-    let signals = SignalsConfig {
-        geoip_db: Some(geo.join("city-subset.mmdb")),
-        geoip_asn_db: Some(geo.join("asn-subset.mmdb")),
-        ..SignalsConfig::default()
-    };
-    pipeline.indexer = pipeline.indexer.with_enrichment(Enrichment::load(&signals).unwrap());
+    let pipeline = geo_pipeline(&prefix);
     let events: Vec<CloudWatchLogsEvent> = ["resolver/queries.json", "waf/requests.json"]
         .iter()
         .map(|f| serde_json::from_str(&read(f)).unwrap())

@@ -64,12 +64,7 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
         "three components, the index template, the dead-letter template, one per family"
     );
 
-    let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
-    let has_ism = plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["component"] == "opensearch-index-management");
+    let has_ism = has_ism().await;
     match (&first.retention, has_ism) {
         (
             Retention::Installed {
@@ -109,6 +104,16 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
         }
         (other, ism) => panic!("retention {other:?} with ISM installed: {ism}"),
     }
+}
+
+/// Whether the node has the ISM plugin (the minimal distribution has not).
+async fn has_ism() -> bool {
+    let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
+    plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["component"] == "opensearch-index-management")
 }
 
 /// The saved objects `setup` imports, as shipped.
@@ -328,12 +333,7 @@ async fn a_family_retention_is_reported_per_family_and_installed_where_the_clust
     assert_eq!(families, ["vpcflow", "guardduty", "waf"], "{report:?}");
     // `0` with nothing else deleting: nothing to install.
     assert_eq!(report.family_retention[2].1, Retention::Disabled);
-    let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
-    let has_ism = plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["component"] == "opensearch-index-management");
+    let has_ism = has_ism().await;
     for ((family, retention), days) in report.family_retention[..2].iter().zip([14, 365]) {
         match (retention, has_ism) {
             (
