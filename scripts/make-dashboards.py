@@ -14,7 +14,8 @@ Invariants the `setup` command and the tests rely on (see dashboards/README.md):
 - The index pattern `cwl-1*,...,cwl-9*` (the daily CloudTrail indices, not the log type
   families' nor the dead letters') appears exactly once in the file: as the title of the
   index-pattern object. Retargeting another INDEX_PREFIX is one substitution of that title;
-  dashboards/logtypes.ndjson names `cwl-vpcflow-*` and `cwl-guardduty-*` once each, likewise.
+  dashboards/logtypes.ndjson names `cwl-vpcflow-*`, `cwl-guardduty-*`, `cwl-resolver-*` and `cwl-waf-*`
+  once each, likewise.
 - Ids are stable and prefix-independent, so re-importing with overwrite=true replaces the
   objects instead of duplicating them.
 - Queries are Lucene syntax (`language: lucene`): Dashboards sends them as `query_string`
@@ -722,19 +723,19 @@ GUARDDUTY_PATTERN_ID = "cwl-indexer-guardduty-index-pattern"
 REJECTED = "event.action:reject"
 
 
+def family_pattern(pattern_id, title):
+    """A family's index pattern: its title names its indices, once, for `setup` to retarget."""
+    return {
+        "id": pattern_id,
+        "type": "index-pattern",
+        "attributes": {"title": title, "timeFieldName": "@timestamp"},
+        "references": [],
+    }
+
+
 def logtype_objects():
-    flows = {
-        "id": VPCFLOW_PATTERN_ID,
-        "type": "index-pattern",
-        "attributes": {"title": "cwl-vpcflow-*", "timeFieldName": "@timestamp"},
-        "references": [],
-    }
-    findings = {
-        "id": GUARDDUTY_PATTERN_ID,
-        "type": "index-pattern",
-        "attributes": {"title": "cwl-guardduty-*", "timeFieldName": "@timestamp"},
-        "references": [],
-    }
+    flows = family_pattern(VPCFLOW_PATTERN_ID, "cwl-vpcflow-*")
+    findings = family_pattern(GUARDDUTY_PATTERN_ID, "cwl-guardduty-*")
     bytes_sum = sum_of("source.bytes", "Bytes")
     bytes_over_time = visualization(
         "cwl-indexer-vpcflow-bytes-over-time",
@@ -829,6 +830,121 @@ def logtype_objects():
             severity_over_time, top_types, resources, actors_map, flows_dash, findings_dash]
 
 
+# Route 53 Resolver query logs and WAF logs, in logtypes.ndjson after the flows and findings.
+RESOLVER_PATTERN_ID = "cwl-indexer-resolver-index-pattern"
+WAF_PATTERN_ID = "cwl-indexer-waf-index-pattern"
+
+
+def resolver_waf_objects():
+    queries = family_pattern(RESOLVER_PATTERN_ID, "cwl-resolver-*")
+    requests = family_pattern(WAF_PATTERN_ID, "cwl-waf-*")
+    queries_over_time = visualization(
+        "cwl-indexer-resolver-queries-over-time",
+        "Resolver: queries over time",
+        "DNS queries per interval of query_timestamp.",
+        "histogram",
+        [date_histogram("2")],
+        pattern_id=RESOLVER_PATTERN_ID,
+    )
+    top_names = visualization(
+        "cwl-indexer-resolver-top-names",
+        "Resolver: top query names",
+        "The 20 most queried names (dns.question.name, with the final dot).",
+        "table",
+        [terms("2", "dns.question.name", 20, "bucket", "dns.question.name")],
+        pattern_id=RESOLVER_PATTERN_ID,
+    )
+    response_codes = visualization(
+        "cwl-indexer-resolver-response-codes",
+        "Resolver: response codes",
+        "Queries by response code (NOERROR, NXDOMAIN, SERVFAIL...): a rise in NXDOMAIN can be DGA malware.",
+        "pie",
+        [terms("2", "dns.response_code", 10, "segment", "dns.response_code")],
+        pattern_id=RESOLVER_PATTERN_ID,
+    )
+    top_sources = visualization(
+        "cwl-indexer-resolver-top-sources",
+        "Resolver: top querying addresses",
+        "The 20 source addresses (instances, resolver endpoints) that asked the most.",
+        "table",
+        [terms("2", "source.ip", 20, "bucket", "source.ip")],
+        pattern_id=RESOLVER_PATTERN_ID,
+    )
+    firewall = visualization(
+        "cwl-indexer-resolver-firewall-actions",
+        "Resolver: DNS Firewall actions",
+        "Queries DNS Firewall matched, by its action (ALERT, BLOCK, ALLOW).",
+        "pie",
+        [terms("2", "aws.route53.firewall.rule_action", 5, "segment", "firewall action")],
+        pattern_id=RESOLVER_PATTERN_ID,
+    )
+    actions_over_time = visualization(
+        "cwl-indexer-waf-actions-over-time",
+        "WAF: requests by action over time",
+        "Requests per interval of their timestamp, by action (allow, block, count, captcha, challenge).",
+        "stacked_histogram",
+        [date_histogram("2"), terms("3", "event.action", 5, "group", "action")],
+        pattern_id=WAF_PATTERN_ID,
+    )
+    terminating_rules = visualization(
+        "cwl-indexer-waf-terminating-rules",
+        "WAF: top terminating rules",
+        "The 20 rules that decided the most requests (Default_Action: no rule matched).",
+        "horizontal_bar",
+        [terms("2", "aws.waf.terminating_rule_id", 20, "segment", "terminating rule")],
+        pattern_id=WAF_PATTERN_ID,
+    )
+    top_clients = visualization(
+        "cwl-indexer-waf-top-clients",
+        "WAF: top client addresses",
+        "The 20 client addresses with the most requests.",
+        "table",
+        [terms("2", "source.ip", 20, "bucket", "source.ip")],
+        pattern_id=WAF_PATTERN_ID,
+    )
+    countries = visualization(
+        "cwl-indexer-waf-countries",
+        "WAF: requests by country",
+        "Requests by the client's country as WAF itself reports it (aws.waf.country).",
+        "pie",
+        [terms("2", "aws.waf.country", 20, "segment", "country")],
+        pattern_id=WAF_PATTERN_ID,
+    )
+    top_uris = visualization(
+        "cwl-indexer-waf-top-uris",
+        "WAF: top URIs",
+        "The 20 most requested paths (url.path).",
+        "table",
+        [terms("2", "url.path", 20, "bucket", "url.path")],
+        pattern_id=WAF_PATTERN_ID,
+    )
+    clients_map = visualization(
+        "cwl-indexer-waf-clients-map",
+        "WAF: map of clients",
+        "Where client addresses are (GeoIP, enriched at ingest).",
+        "tile_map",
+        [geohash_grid("2", "source.geo.location")],
+        pattern_id=WAF_PATTERN_ID,
+    )
+    resolver_dash = dashboard(
+        "cwl-indexer-resolver-dashboard",
+        "Route 53 Resolver queries",
+        "DNS queries over time, by name, response code, source and DNS Firewall action.",
+        [(queries_over_time, 48, 12), (top_names, 24, 15), (response_codes, 24, 15),
+         (top_sources, 24, 15), (firewall, 24, 15)],
+    )
+    waf_dash = dashboard(
+        "cwl-indexer-waf-dashboard",
+        "WAF requests",
+        "WAF requests by action over time, terminating rule, client, country and URI.",
+        [(actions_over_time, 48, 12), (terminating_rules, 24, 15), (top_clients, 24, 15),
+         (countries, 24, 15), (top_uris, 24, 15), (clients_map, 48, 15)],
+    )
+    return [queries, requests, queries_over_time, top_names, response_codes, top_sources, firewall,
+            actions_over_time, terminating_rules, top_clients, countries, top_uris, clients_map,
+            resolver_dash, waf_dash]
+
+
 def render(objs=None):
     out = []
     for obj in objects() if objs is None else objs:
@@ -839,7 +955,7 @@ def render(objs=None):
 
 def main(argv):
     text = render()
-    logtypes = render(logtype_objects())
+    logtypes = render(logtype_objects() + resolver_waf_objects())
     if argv[1:] == ["--stdout"]:
         sys.stdout.write(text)
     elif argv[1:] == ["--stdout-logtypes"]:

@@ -188,6 +188,8 @@ def main():
                              lambda env: env["logGroup"] == GUARDDUTY_GROUP)
     write_expected(VPC, flow_oracle(flow_events, formats))
     write_expected(GD, guardduty_oracle(gd_events))
+    write_expected(RESOLVER, resolver_oracle(records_of("resolver/queries.json")))
+    write_expected(WAF, waf_oracle(records_of("waf/requests.json")))
     write_readme(fx.rows, formats)
 
 
@@ -419,6 +421,45 @@ def guardduty_oracle(events):
     }
 
 
+def records_of(name):
+    """The records of a one-envelope fixture, parsed."""
+    return [json.loads(e["message"]) for env in envelopes(name) for e in env["logEvents"]]
+
+
+def counter(values):
+    return dict(sorted(collections.Counter(v for v in values if v not in (None, "")).items()))
+
+
+def resolver_oracle(queries):
+    """The Resolver dashboard's aggregations, from the raw query log records: one document each,
+    on the day of query_timestamp."""
+    return {
+        "documents": len(queries),
+        "queries_by_day": counter(q["query_timestamp"][:10] for q in queries),
+        "queries_by_name": counter(q.get("query_name") for q in queries),
+        "queries_by_response_code": counter(q.get("rcode") for q in queries),
+        "queries_by_source_ip": counter(q.get("srcaddr") for q in queries),
+        "queries_by_firewall_action": counter(q.get("firewall_rule_action") for q in queries),
+    }
+
+
+def waf_oracle(requests):
+    """The WAF dashboard's aggregations, from the raw WAF log records: one document each, on the
+    day of timestamp; event.action is the action in lower case."""
+    day = lambda r: utc_day(r["timestamp"])
+    http = lambda r: r.get("httpRequest") or {}
+    return {
+        "documents": len(requests),
+        "requests_by_day_and_action": counter(f"{day(r)} {r['action'].lower()}" for r in requests),
+        "requests_by_terminating_rule": counter(r.get("terminatingRuleId") for r in requests),
+        "requests_by_client_ip": counter(http(r).get("clientIp") for r in requests),
+        "requests_by_country": counter(http(r).get("country") for r in requests),
+        # An empty URI is what the record says, and is indexed (a bucket of its own).
+        "requests_by_uri": dict(sorted(collections.Counter(
+            http(r)["uri"] for r in requests if isinstance(http(r).get("uri"), str)).items())),
+    }
+
+
 def write_expected(path, expected):
     with open(os.path.join(path, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
@@ -463,8 +504,9 @@ def write_readme(rows, formats):
         "- `*/events.ndjson`: every decoded log event of the family's fixtures (the Kinesis batch's included), in order;",
         "  `*/expected.json`: the dashboards' aggregations over them (bytes by day, top talkers, rejected flows by",
         "  destination port, traffic by direction; findings by severity and day, top types, affected resources,",
-        "  actors), computed by the script from the decoded fixtures, deduplicated by `_id` as `create` does: the",
-        "  oracle of the Rust tests and, once the families are wired, of the dashboards' tests on the real node.",
+        "  actors; Resolver queries by day, name, response code, source and DNS Firewall action; WAF requests by day",
+        "  and action, terminating rule, client, country and URI), computed by the script from the decoded fixtures,",
+        "  deduplicated by `_id` as `create` does: the oracle of the dashboards' tests on the real node.",
         "- GuardDuty `_id`s are `<finding id>:<updatedAt>`: the wrapped findings are the same versions as the bare",
         "  ones, and Panther's lines 3-8 share one id and `updatedAt` (their severities differ: 8, 8, 1, 1, 5, 5), so",
         "  the first of each indexes and the rest are answered 409.",

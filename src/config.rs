@@ -99,6 +99,17 @@ pub mod defaults {
     pub const DISABLED_RULES: &[&str] = &["905d389b-b853-46d0-9d3d-dea0d3a3cd49"];
 }
 
+/// The log type families whose daily indices may be kept for a time of their own, and the
+/// variable that sets it: `(family, variable)`. A family not set follows `RETENTION_DAYS`.
+/// The families are the index writers' (`<prefix>-<family>-*`); a test in `deliver::setup`
+/// checks the two lists agree.
+pub const FAMILY_RETENTION_VARS: [(&str, &str); 4] = [
+    ("vpcflow", "VPCFLOW_RETENTION_DAYS"),
+    ("guardduty", "GUARDDUTY_RETENTION_DAYS"),
+    ("resolver", "RESOLVER_RETENTION_DAYS"),
+    ("waf", "WAF_RETENTION_DAYS"),
+];
+
 /// The smallest accepted `BULK_MAX_BYTES`: one CloudWatch log event (256 KiB) plus headroom,
 /// so that a bulk body cap below the size of a single event is refused at start.
 pub const MIN_BULK_MAX_BYTES: usize = 64 * 1024;
@@ -282,6 +293,11 @@ pub struct SetupConfig {
     /// `RETENTION_DAYS`: delete indices this many days after creation (`90`, CloudTrail's
     /// own Event history); `0` installs no retention policy.
     pub retention_days: u32,
+    /// `VPCFLOW_RETENTION_DAYS`, `GUARDDUTY_RETENTION_DAYS`, `RESOLVER_RETENTION_DAYS`,
+    /// `WAF_RETENTION_DAYS`: the families given a retention of their own, `(family, days)`, in
+    /// [`FAMILY_RETENTION_VARS`] order; `0` keeps that family's indices until deleted by hand.
+    /// The others follow `retention_days`.
+    pub family_retention_days: Vec<(&'static str, u32)>,
     /// `WARM_AFTER_DAYS`: move indices to UltraWarm after this many days (unset: never).
     pub warm_after_days: Option<u32>,
     /// `DASHBOARDS_URL`: also import the saved objects (index pattern, visualizations,
@@ -293,12 +309,28 @@ pub struct SetupConfig {
     pub serverless: Option<CollectionType>,
 }
 
+impl SetupConfig {
+    /// The days `family`'s indices are kept: its own setting, or `retention_days`.
+    pub fn retention_days_of(&self, family: &str) -> u32 {
+        self.family_retention_days
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map_or(self.retention_days, |(_, days)| *days)
+    }
+
+    /// Whether any index is to be deleted at some point: then setup looks for ISM or ILM.
+    pub fn any_retention(&self) -> bool {
+        self.retention_days > 0 || self.family_retention_days.iter().any(|(_, days)| *days > 0)
+    }
+}
+
 impl Default for SetupConfig {
     fn default() -> Self {
         Self {
             install: true,
             index_replicas: None,
             retention_days: defaults::RETENTION_DAYS,
+            family_retention_days: Vec::new(),
             warm_after_days: None,
             dashboards: None,
             serverless: None,
@@ -600,6 +632,10 @@ fn sink_config(endpoint: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
         install,
         index_replicas: count("INDEX_REPLICAS")?,
         retention_days: count("RETENTION_DAYS")?.unwrap_or(defaults::RETENTION_DAYS),
+        family_retention_days: FAMILY_RETENTION_VARS
+            .iter()
+            .filter_map(|(family, var)| count(var).map(|days| days.map(|d| (*family, d))).transpose())
+            .collect::<Result<_, _>>()?,
         warm_after_days: count("WARM_AFTER_DAYS")?,
         dashboards: get("DASHBOARDS_URL")
             .map(|v| {
@@ -775,6 +811,48 @@ mod tests {
         assert!(FullText::Auto.enabled(None) && FullText::On.enabled(Some(true)));
         assert_eq!(c.bulk_max_bytes, 2 * 1024 * 1024);
         assert_eq!(c.max_payload_bytes, 4_194_304);
+    }
+
+    #[test]
+    fn each_family_may_have_its_own_retention() {
+        let endpoint = ("OPENSEARCH_ENDPOINT", "https://search-x.us-east-1.es.amazonaws.com");
+        let setup = |pairs: &[(&str, &str)]| {
+            let mut all = vec![endpoint, ("AWS_REGION", "us-east-1")];
+            all.extend_from_slice(pairs);
+            from(&all).map(|c| c.sink.unwrap().setup)
+        };
+        let s = setup(&[
+            ("RETENTION_DAYS", "90"),
+            ("VPCFLOW_RETENTION_DAYS", "14"),
+            ("GUARDDUTY_RETENTION_DAYS", "365"),
+            ("WAF_RETENTION_DAYS", "0"),
+            ("RESOLVER_RETENTION_DAYS", " "),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.family_retention_days,
+            vec![("vpcflow", 14), ("guardduty", 365), ("waf", 0)]
+        );
+        assert_eq!(
+            ["vpcflow", "guardduty", "resolver", "waf"].map(|f| s.retention_days_of(f)),
+            [14, 365, 90, 0],
+            "blank: RETENTION_DAYS"
+        );
+        assert!(s.any_retention());
+        let none = setup(&[("RETENTION_DAYS", "0"), ("WAF_RETENTION_DAYS", "0")]).unwrap();
+        assert!(!none.any_retention());
+        let one = setup(&[("RETENTION_DAYS", "0"), ("GUARDDUTY_RETENTION_DAYS", "30")]).unwrap();
+        assert!(one.any_retention() && one.retention_days_of("vpcflow") == 0);
+        assert_eq!(setup(&[]).unwrap().family_retention_days, Vec::new());
+        for (var, value) in [
+            ("VPCFLOW_RETENTION_DAYS", "two weeks"),
+            ("GUARDDUTY_RETENTION_DAYS", "-1"),
+            ("RESOLVER_RETENTION_DAYS", "99999999999"),
+            ("WAF_RETENTION_DAYS", "1.5"),
+        ] {
+            let e = setup(&[(var, value)]).unwrap_err();
+            assert_eq!((e.var, e.value.as_str()), (var, value), "{e}");
+        }
     }
 
     #[test]

@@ -53,15 +53,7 @@ async fn landed(prefix: &str) -> (Vec<(String, String)>, Vec<(String, String)>) 
 /// The invariant: each expected document exactly once, in its index or in the dead letters.
 async fn assert_exactly_once(prefix: &str, expected: &BTreeSet<(String, String)>) -> (usize, usize) {
     let (docs, dead) = landed(prefix).await;
-    let mut seen: Vec<(String, String)> = docs.iter().chain(dead.iter()).cloned().collect();
-    seen.sort();
-    let unique: BTreeSet<_> = seen.iter().cloned().collect();
-    assert_eq!(
-        seen.len(),
-        unique.len(),
-        "no duplicates across indices and dead letters"
-    );
-    assert_eq!(&unique, expected, "nothing lost");
+    common::assert_each_once(docs.iter().chain(dead.iter()).cloned().collect(), expected);
     (docs.len(), dead.len())
 }
 
@@ -279,12 +271,7 @@ async fn a_read_only_index_sends_its_documents_to_the_dead_letter_index() {
     // A real block on a real index: every daily index of this fixture exists, write-blocked.
     let indices: BTreeSet<&str> = expected.iter().map(|(i, _)| i.as_str()).collect();
     for index in &indices {
-        node::call(
-            reqwest::Method::PUT,
-            index,
-            Some(json!({"settings": {"index.number_of_replicas": 0, "index.blocks.write": true}})),
-        )
-        .await;
+        node::create_write_blocked(index).await;
     }
     let summary = ok(s.pipeline.invoke(&event, None).await);
     measured("read-only index (index.blocks.write)", &summary);

@@ -30,6 +30,20 @@ fn config(prefix: &str) -> Config {
     }
 }
 
+/// A pipeline under `prefix` with GeoIP as the function loads it (the fixtures' test
+/// databases), for the maps.
+fn geo_pipeline(prefix: &str) -> Pipeline {
+    let mut pipeline = Pipeline::new(config(prefix), None);
+    let geo = common::fixtures().join("geo");
+    let signals = SignalsConfig {
+        geoip_db: Some(geo.join("city-subset.mmdb")),
+        geoip_asn_db: Some(geo.join("asn-subset.mmdb")),
+        ..SignalsConfig::default()
+    };
+    pipeline.indexer = pipeline.indexer.with_enrichment(Enrichment::load(&signals).unwrap());
+    pipeline
+}
+
 /// The CloudWatch Logs events of the fixtures the oracles are computed from (the Kinesis
 /// batch aside), as `events.ndjson` names them.
 fn cloudwatch_events(family: &str) -> Vec<CloudWatchLogsEvent> {
@@ -127,15 +141,7 @@ fn oracle_map(v: &Value) -> BTreeMap<String, u64> {
 async fn flows_and_findings_land_once_in_their_own_indices_with_typed_fields() {
     let prefix = node::unique_prefix("logtypes");
     let _cleanup = node::Cleanup(prefix.clone());
-    let mut pipeline = Pipeline::new(config(&prefix), None);
-    // GeoIP as the function loads it (the fixtures' test databases), for the maps.
-    let geo = common::fixtures().join("geo");
-    let signals = SignalsConfig {
-        geoip_db: Some(geo.join("city-subset.mmdb")),
-        geoip_asn_db: Some(geo.join("asn-subset.mmdb")),
-        ..SignalsConfig::default()
-    };
-    pipeline.indexer = pipeline.indexer.with_enrichment(Enrichment::load(&signals).unwrap());
+    let pipeline = geo_pipeline(&prefix);
     let mut events = cloudwatch_events("vpcflow");
     events.extend(cloudwatch_events("guardduty"));
 
@@ -400,8 +406,50 @@ fn flatten(node: &Value, ids: &[String], prefix: &str, sum: bool, out: &mut BTre
     }
 }
 
-/// Every visualization of `dashboards/logtypes.ndjson`, its request rebuilt from its saved
-/// state, against the node: the buckets the fixtures' oracle computes.
+/// The objects of `dashboards/logtypes.ndjson`, and its index patterns' titles by id.
+fn logtype_objects() -> (Vec<Value>, BTreeMap<String, String>) {
+    let objects: Vec<Value> = LOGTYPE_OBJECTS
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let titles = objects
+        .iter()
+        .filter(|o| o["type"] == "index-pattern")
+        .map(|o| {
+            let title = o["attributes"]["title"].as_str().unwrap();
+            (o["id"].as_str().unwrap().to_owned(), title.to_owned())
+        })
+        .collect();
+    (objects, titles)
+}
+
+/// The visualization's request, rebuilt from its saved state, run on its index pattern under
+/// `prefix`: the pattern and the flattened buckets (`{"key1 key2": count or sum}`).
+async fn aggregate<T: AsRef<str>>(
+    prefix: &str,
+    titles: &BTreeMap<&str, T>,
+    vis: &Value,
+) -> (String, BTreeMap<String, u64>) {
+    let pattern =
+        titles[vis["references"][0]["id"].as_str().unwrap()]
+            .as_ref()
+            .replacen("cwl-", &format!("{prefix}-"), 1);
+    let (query, aggs, buckets) = request_of(vis);
+    let sum = aggs.to_string().contains("\"sum\"");
+    let query = if query.is_empty() {
+        json!({"match_all": {}})
+    } else {
+        json!({"query_string": {"query": query}})
+    };
+    let answer = node::search(&pattern, json!({"size": 0, "query": query, "aggs": aggs})).await;
+    let ids: Vec<String> = buckets.iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
+    let mut got = BTreeMap::new();
+    flatten(&answer["aggregations"], &ids, "", sum, &mut got);
+    (pattern, got)
+}
+
+/// Every flow and finding visualization of `dashboards/logtypes.ndjson`, its request rebuilt
+/// from its saved state, against the node: the buckets the fixtures' oracle computes.
 async fn dashboards_aggregate_to_the_oracle(prefix: &str, flow: &Value, findings: &Value) {
     let objects: Vec<Value> = LOGTYPE_OBJECTS
         .lines()
@@ -412,22 +460,15 @@ async fn dashboards_aggregate_to_the_oracle(prefix: &str, flow: &Value, findings
         .filter(|o| o["type"] == "index-pattern")
         .map(|o| (o["id"].as_str().unwrap(), o["attributes"]["title"].as_str().unwrap()))
         .collect();
-    assert_eq!(titles.len(), 2);
+    assert_eq!(titles.len(), 4);
     let mut checked = Vec::new();
     for vis in objects.iter().filter(|o| o["type"] == "visualization") {
         let id = vis["id"].as_str().unwrap();
-        let pattern = titles[vis["references"][0]["id"].as_str().unwrap()].replacen("cwl-", &format!("{prefix}-"), 1);
-        let (query, aggs, buckets) = request_of(vis);
-        let sum = aggs.to_string().contains("\"sum\"");
-        let query = if query.is_empty() {
-            json!({"match_all": {}})
-        } else {
-            json!({"query_string": {"query": query}})
-        };
-        let answer = node::search(&pattern, json!({"size": 0, "query": query, "aggs": aggs})).await;
-        let ids: Vec<String> = buckets.iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
-        let mut got = BTreeMap::new();
-        flatten(&answer["aggregations"], &ids, "", sum, &mut got);
+        if id.starts_with("cwl-indexer-resolver-") || id.starts_with("cwl-indexer-waf-") {
+            // Checked by `resolver_and_waf_dashboards_aggregate_to_the_oracle`.
+            continue;
+        }
+        let (pattern, got) = aggregate(prefix, &titles, vis).await;
         let want = |key: &str, v: &Value| oracle_map(&v[key]);
         match id {
             "cwl-indexer-vpcflow-bytes-over-time" => assert_eq!(got, want("bytes_by_day", flow), "{id}"),
@@ -479,7 +520,7 @@ fn the_committed_family_dashboards_are_the_generators_output() {
         "dashboards/logtypes.ndjson differs from the generator's output: run `python3 scripts/make-dashboards.py`"
     );
     // Each family's index pattern is named once, as its title, so `setup` retargets it.
-    for family in ["vpcflow", "guardduty"] {
+    for family in ["vpcflow", "guardduty", "resolver", "waf"] {
         assert_eq!(
             LOGTYPE_OBJECTS.matches(&format!("cwl-{family}-*")).count(),
             1,
@@ -583,4 +624,68 @@ async fn resolver_queries_and_waf_requests_land_once_in_their_own_indices() {
     // Redelivery: nothing new.
     let (indexed, present, events_in) = deliver(&pipeline, &events).await;
     assert_eq!((indexed, present), (0, events_in));
+}
+
+/// Every Resolver and WAF visualization of `dashboards/logtypes.ndjson` against the node, after
+/// the fixtures are indexed (with the test GeoIP databases): the buckets of
+/// `fixtures/{resolver,waf}/expected.json`, computed from the raw records.
+#[tokio::test]
+async fn resolver_and_waf_dashboards_aggregate_to_the_oracle() {
+    let prefix = node::unique_prefix("rwafdash");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let pipeline = geo_pipeline(&prefix);
+    let events: Vec<CloudWatchLogsEvent> = ["resolver/queries.json", "waf/requests.json"]
+        .iter()
+        .map(|f| serde_json::from_str(&read(f)).unwrap())
+        .collect();
+    deliver(&pipeline, &events).await;
+    node::refresh(&prefix).await;
+    let (resolver, waf) = (expected("resolver"), expected("waf"));
+    assert_eq!(
+        json!(node::count(&format!("{prefix}-resolver-*"), "*").await),
+        resolver["documents"]
+    );
+    assert_eq!(
+        json!(node::count(&format!("{prefix}-waf-*"), "*").await),
+        waf["documents"]
+    );
+
+    let (objects, titles) = logtype_objects();
+    let titles: BTreeMap<&str, &String> = titles.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut checked = Vec::new();
+    for vis in objects.iter().filter(|o| o["type"] == "visualization") {
+        let id = vis["id"].as_str().unwrap();
+        if !(id.starts_with("cwl-indexer-resolver-") || id.starts_with("cwl-indexer-waf-")) {
+            continue;
+        }
+        let (pattern, got) = aggregate(&prefix, &titles, vis).await;
+        let want = |key: &str, v: &Value| oracle_map(&v[key]);
+        match id {
+            "cwl-indexer-resolver-queries-over-time" => assert_eq!(got, want("queries_by_day", &resolver), "{id}"),
+            "cwl-indexer-resolver-top-names" => assert_eq!(got, want("queries_by_name", &resolver), "{id}"),
+            "cwl-indexer-resolver-response-codes" => {
+                assert_eq!(got, want("queries_by_response_code", &resolver), "{id}")
+            }
+            "cwl-indexer-resolver-top-sources" => assert_eq!(got, want("queries_by_source_ip", &resolver), "{id}"),
+            "cwl-indexer-resolver-firewall-actions" => {
+                assert_eq!(got, want("queries_by_firewall_action", &resolver), "{id}")
+            }
+            "cwl-indexer-waf-actions-over-time" => assert_eq!(got, want("requests_by_day_and_action", &waf), "{id}"),
+            "cwl-indexer-waf-terminating-rules" => {
+                assert_eq!(got, want("requests_by_terminating_rule", &waf), "{id}")
+            }
+            "cwl-indexer-waf-top-clients" => assert_eq!(got, want("requests_by_client_ip", &waf), "{id}"),
+            "cwl-indexer-waf-countries" => assert_eq!(got, want("requests_by_country", &waf), "{id}"),
+            "cwl-indexer-waf-top-uris" => assert_eq!(got, want("requests_by_uri", &waf), "{id}"),
+            "cwl-indexer-waf-clients-map" => {
+                // The cells add up to the requests whose client the test databases locate.
+                let located = node::count(&pattern, "_exists_:source.geo.location").await;
+                assert!(located > 0, "{id}: the test databases locate some clients");
+                assert_eq!(got.values().sum::<u64>(), located, "{id}");
+            }
+            other => panic!("{other}: no oracle"),
+        }
+        checked.push(id.to_owned());
+    }
+    assert_eq!(checked.len(), 11, "{checked:?}");
 }

@@ -64,12 +64,7 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
         "three components, the index template, the dead-letter template, one per family"
     );
 
-    let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
-    let has_ism = plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["component"] == "opensearch-index-management");
+    let has_ism = has_ism().await;
     match (&first.retention, has_ism) {
         (
             Retention::Installed {
@@ -109,6 +104,16 @@ async fn setup_is_idempotent_and_reports_what_it_did() {
         }
         (other, ism) => panic!("retention {other:?} with ISM installed: {ism}"),
     }
+}
+
+/// Whether the node has the ISM plugin (the minimal distribution has not).
+async fn has_ism() -> bool {
+    let plugins = node::call(reqwest::Method::GET, "_cat/plugins?format=json", None).await;
+    plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["component"] == "opensearch-index-management")
 }
 
 /// The saved objects `setup` imports, as shipped.
@@ -306,4 +311,59 @@ async fn an_older_template_is_upgraded_in_place_keeping_components_we_did_not_wr
     // Our cleanup cannot delete a component another template uses: drop it first.
     node::call(reqwest::Method::DELETE, &format!("_index_template/{name}"), None).await;
     node::call(reqwest::Method::DELETE, &format!("_component_template/{foreign}"), None).await;
+}
+
+#[tokio::test]
+async fn a_family_retention_is_reported_per_family_and_installed_where_the_cluster_has_ism() {
+    let prefix = node::unique_prefix("famret");
+    let _cleanup = node::Cleanup(prefix.clone());
+    let pipeline = Pipeline::new(node::config(&prefix, &node::url()), None);
+    let config = SetupConfig {
+        index_replicas: Some(0),
+        // Nothing else deleted: the families' own settings alone make setup look for ISM.
+        retention_days: 0,
+        family_retention_days: vec![("vpcflow", 14), ("guardduty", 365), ("waf", 0)],
+        ..SetupConfig::default()
+    };
+    let report = setup::run(&pipeline.opensearch, &prefix, &config, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(report.retention, Retention::Disabled);
+    let families: Vec<&str> = report.family_retention.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(families, ["vpcflow", "guardduty", "waf"], "{report:?}");
+    // `0` with nothing else deleting: nothing to install.
+    assert_eq!(report.family_retention[2].1, Retention::Disabled);
+    let has_ism = has_ism().await;
+    for ((family, retention), days) in report.family_retention[..2].iter().zip([14, 365]) {
+        match (retention, has_ism) {
+            (
+                Retention::Installed {
+                    kind: "ism", policy, ..
+                },
+                true,
+            ) => {
+                assert_eq!(*policy, setup::family_policy_id(&prefix, family));
+                let installed =
+                    node::call(reqwest::Method::GET, &format!("_plugins/_ism/policies/{policy}"), None).await;
+                assert_eq!(
+                    installed["policy"]["ism_template"][0]["index_patterns"][0],
+                    format!("{prefix}-{family}-*")
+                );
+                assert_eq!(
+                    installed["policy"]["states"][0]["transitions"][0]["conditions"]["min_index_age"],
+                    format!("{days}d")
+                );
+                node::call(
+                    reqwest::Method::DELETE,
+                    &format!("_plugins/_ism/policies/{policy}"),
+                    None,
+                )
+                .await;
+            }
+            (Retention::Unsupported { reason }, false) => {
+                assert!(reason.contains("no Index State Management"), "{family}: {reason}");
+            }
+            (other, ism) => panic!("{family}: retention {other:?} with ISM installed: {ism}"),
+        }
+    }
 }

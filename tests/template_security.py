@@ -634,8 +634,15 @@ def check_subscription_permission(t):
         assert list(branches(p.get("SourceArn"))) == expected[name], f"{name}: scoped by the log group's ARN"
         assert p["FunctionName"] == {"Fn::GetAtt": ["Indexer", "Arn"]}, name
     subs = resources(t, "AWS::Logs::SubscriptionFilter")
-    assert set(subs) == {"TrailSubscription", "FlowLogSubscription", "FindingsSubscription"}, sorted(subs)
+    to_stream = {"FlowLogStreamSubscription", "FindingsStreamSubscription"}
+    assert set(subs) <= {"TrailSubscription", "FlowLogSubscription", "FindingsSubscription"} | to_stream, sorted(subs)
     for name, sub in subs.items():
+        if name in to_stream:
+            # LogTypesThroughStream: into the central stream, through the role CloudWatch Logs
+            # assumes for it (which may put into that stream only).
+            assert sub["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["CentralStream", "Arn"]}, name
+            assert sub["Properties"]["RoleArn"] == {"Fn::GetAtt": ["CentralLogsRole", "Arn"]}, name
+            continue
         assert sub["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["Indexer", "Arn"]}, name
     assert subs["FlowLogSubscription"]["Properties"]["LogGroupName"] == {"Ref": "FlowLogGroup"}
     assert subs["FlowLogSubscription"]["DependsOn"] == "FlowLogInvokePermission"
@@ -1547,6 +1554,12 @@ MODES = {
         IndexRetentionDays=30,
     ),
     "serverless, time series kept forever": dict(ServerlessCollection="true", ServerlessCollectionType="TIMESERIES", IndexRetentionDays=0),
+    "flow log and findings to the function": dict(FlowLogVpcId="vpc-0123456789abcdef0", GuardDutyFindings="true"),
+    "central account, flow log and findings through the stream": dict(
+        CentralAccount="true", MemberAccountIds="111122223333", FlowLogVpcId="vpc-0123456789abcdef0",
+        GuardDutyFindings="true", LogTypesThroughStream="true",
+        KmsKeyArn="arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+    ),
     "batch operations": dict(TrailFilesBucketName="acme-trail", BatchOperationsBucketName="acme-batch"),
     "serverless, batch operations": dict(ServerlessCollection="true", TrailFilesBucketName="acme-trail", BatchOperationsBucketName="acme-batch"),
 }
@@ -1768,3 +1781,70 @@ def test_domains_have_no_serverless_resources(template):
         for name in SERVERLESS_RESOURCES + ("CollectionRetentionPolicy",):
             assert name not in r.resources, (mode, name)
         assert "CollectionArn" not in r.outputs
+
+
+FAMILY_RETENTION = {
+    "VPCFLOW_RETENTION_DAYS": "VpcFlowIndexRetentionDays",
+    "GUARDDUTY_RETENTION_DAYS": "GuardDutyIndexRetentionDays",
+    "RESOLVER_RETENTION_DAYS": "ResolverIndexRetentionDays",
+    "WAF_RETENTION_DAYS": "WafIndexRetentionDays",
+}
+
+
+def test_each_family_retention_is_a_parameter_left_to_the_domain(template):
+    """Each family's retention comes from its parameter on a domain, and is left unset on
+    Serverless (no ISM there: the collection's lifecycle policy keeps every index alike)."""
+    _, fn = function(template)
+    env = fn["Properties"]["Environment"]["Variables"]
+    for var, param in FAMILY_RETENTION.items():
+        assert env[var] == {"Fn::If": ["UseServerless", "", {"Ref": param}]}, var
+        spec = template["Parameters"][param]
+        assert spec["Default"] == "", f"{param}: unset follows IndexRetentionDays"
+        pattern = re.compile(spec["AllowedPattern"])
+        for ok in ("", "0", "7", "90", "365", "3650"):
+            assert pattern.match(ok), (param, ok)
+        for bad in ("3651", "-1", "1.5", "90d", "10000"):
+            assert not pattern.match(bad), (param, bad)
+
+
+LOGTYPE_SUBSCRIPTIONS = {
+    "FlowLogGroup": ("FlowLogSubscription", "FlowLogInvokePermission", "FlowLogStreamSubscription"),
+    "FindingsLogGroup": ("FindingsSubscription", "FindingsInvokePermission", "FindingsStreamSubscription"),
+}
+
+
+@pytest.mark.parametrize("mode", ["flow log and findings to the function", "central account, flow log and findings through the stream"])
+def test_the_flow_log_and_findings_groups_go_to_the_function_or_to_the_central_stream(template, mode):
+    """Each of the stack's log type groups has exactly one subscription: to the function (with
+    its invoke permission) or, with LogTypesThroughStream, to the central stream (no permission
+    to invoke the function from that group, the stream's own role), encrypted like the trail's."""
+    r = render(template, mode)
+    assert r.refused_by() == [] and r.dangling_references() == []
+    via_stream = "through the stream" in mode
+    for group, (to_function, permission, to_stream) in LOGTYPE_SUBSCRIPTIONS.items():
+        assert group in r.resources
+        assert (to_function in r.resources) == (permission in r.resources) == (not via_stream), (group, mode)
+        assert (to_stream in r.resources) == via_stream, (group, mode)
+        sub = r.resources[to_stream if via_stream else to_function]["Properties"]
+        assert sub["LogGroupName"] == {"Ref": group}
+        if via_stream:
+            assert sub["DestinationArn"] == {"Fn::GetAtt": ["CentralStream", "Arn"]}
+            assert sub["RoleArn"] == {"Fn::GetAtt": ["CentralLogsRole", "Arn"]}
+        else:
+            assert sub["DestinationArn"] == {"Fn::GetAtt": ["Indexer", "Arn"]} and "RoleArn" not in sub
+        # The same optional customer managed key as the trail's log group.
+        kms = r.resources[group]["Properties"].get("KmsKeyId")
+        assert kms == r.resources["TrailLogGroup"]["Properties"].get("KmsKeyId"), group
+        assert kms == ({"Ref": "KmsKeyArn"} if "KmsKeyArn" in MODES[mode] else None), (group, kms)
+    if via_stream:
+        # The role trusts only log groups of this account and the members, and puts only into the stream.
+        role = r.resources["CentralLogsRole"]["Properties"]
+        (policy,) = role["Policies"]
+        (st,) = policy["PolicyDocument"]["Statement"]
+        assert set(st["Action"]) == {"kinesis:PutRecord", "kinesis:PutRecords"} and st["Resource"] == {"Fn::GetAtt": ["CentralStream", "Arn"]}
+
+
+def test_log_types_through_the_stream_needs_the_central_account(template):
+    r = Rendered(template, FlowLogVpcId="vpc-0123456789abcdef0", LogTypesThroughStream="true")
+    (refused,) = r.refused_by()
+    assert refused.startswith("LogTypesThroughStream subscribes the log groups to the central stream"), refused

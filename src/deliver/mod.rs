@@ -27,6 +27,7 @@ pub use sink::{OpenSearch, SinkError};
 pub mod cluster {
     pub use super::setup::{
         Change, Cluster, LOGTYPE_OBJECTS, Report, Retention, SAVED_OBJECTS, SERVERLESS_RETENTION, SetupError, Skip,
-        cloudtrail_pattern, ilm_policy, import_body, import_dashboards, ism_policy, policy_id, run, saved_objects,
+        cloudtrail_pattern, family_ism_policy, family_policy_id, ilm_policy, ilm_policy_days, import_body,
+        import_dashboards, ism_policy, policy_id, run, saved_objects,
     };
 }

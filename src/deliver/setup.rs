@@ -105,6 +105,9 @@ pub struct Report {
     pub templates: Vec<(String, Change)>,
     /// The retention policy.
     pub retention: Retention,
+    /// The policies of the families given a retention of their own (`VPCFLOW_RETENTION_DAYS`,
+    /// ...): `(family, what happened)`; empty where none is set.
+    pub family_retention: Vec<(String, Retention)>,
     /// Saved objects imported into Dashboards (none without `DASHBOARDS_URL`).
     pub dashboards_objects: Option<u64>,
     /// The steps left out (on OpenSearch Serverless; empty elsewhere).
@@ -150,7 +153,7 @@ pub fn saved_objects(prefix: &str) -> String {
     let title = |pattern: &str| format!(r#""title":"{pattern}""#);
     let mut out = SAVED_OBJECTS.replace(&title(&cloudtrail_pattern("cwl")), &title(&cloudtrail_pattern(prefix)));
     let mut families = LOGTYPE_OBJECTS.to_owned();
-    for family in ["vpcflow", "guardduty"] {
+    for family in ["vpcflow", "guardduty", "resolver", "waf"] {
         families = families.replace(
             &title(&format!("cwl-{family}-*")),
             &title(&format!("{prefix}-{family}-*")),
@@ -217,6 +220,21 @@ pub fn policy_id(prefix: &str) -> String {
     format!("cwl-indexer-{prefix}-retention")
 }
 
+/// The policy id of a log type family's own retention policy (`<FAMILY>_RETENTION_DAYS`).
+pub fn family_policy_id(prefix: &str, family: &str) -> String {
+    format!("cwl-indexer-{prefix}-{family}-retention")
+}
+
+/// The ILM policy a family's template names: its own where it has its own days, none where
+/// it keeps its indices (`0`), else the shared one (none either with `RETENTION_DAYS=0`).
+fn family_ilm_policy(prefix: &str, family: &str, config: &SetupConfig) -> Option<String> {
+    match config.family_retention_days.iter().find(|(f, _)| *f == family) {
+        Some((_, 0)) => None,
+        Some(_) => Some(family_policy_id(prefix, family)),
+        None => (config.retention_days > 0).then(|| policy_id(prefix)),
+    }
+}
+
 struct Client<'a> {
     os: &'a OpenSearch,
     timeout: Duration,
@@ -271,22 +289,25 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
         return run_serverless(&client, prefix, config).await;
     }
     let cluster = detect(&client).await;
-    let retention_kind = if config.retention_days == 0 {
-        None
-    } else {
+    let retention_kind = if config.any_retention() {
         lifecycle_support(&client, &cluster).await?
+    } else {
+        None
     };
-    let lifecycle = (retention_kind == Some("ilm")).then(|| policy_id(prefix));
+    let ilm = retention_kind == Some("ilm");
+    let lifecycle = (ilm && config.retention_days > 0).then(|| policy_id(prefix));
     let mut templates = put_document_templates(&client, prefix, &cluster, config, lifecycle.as_deref()).await?;
     let mut bodies = vec![(
         template::deadletter_template_name(prefix),
         template::deadletter_template(prefix, config.index_replicas, lifecycle.as_deref()),
     )];
     // One per log type family, each installed (and fingerprinted) like the dead-letter one.
-    bodies.extend(template::family_templates(
+    // Under ILM each family's template names its policy (its own, the shared one or none).
+    let family_lifecycle = |family: &str| ilm.then(|| family_ilm_policy(prefix, family, config)).flatten();
+    bodies.extend(template::family_templates_with(
         prefix,
         config.index_replicas,
-        lifecycle.as_deref(),
+        &family_lifecycle,
     ));
     for (name, body) in bodies {
         let change = put_template(&client, &name, body, &[]).await?;
@@ -297,20 +318,41 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
         (_, Some("ism")) => Retention::Installed {
             kind: "ism",
             policy: policy_id(prefix),
-            change: put_ism_policy(&client, prefix, config).await?,
+            change: put_ism_policy(&client, &policy_id(prefix), &ism_policy(prefix, config)).await?,
         },
         (_, Some(_)) => Retention::Installed {
             kind: "ilm",
             policy: policy_id(prefix),
-            change: put_ilm_policy(&client, prefix, config).await?,
+            change: put_ilm_policy(&client, &policy_id(prefix), &ilm_policy(config)).await?,
         },
         (_, None) => Retention::Unsupported {
-            reason: format!(
-                "{} {} has no Index State Management or Index Lifecycle Management",
-                cluster.distribution, cluster.version
-            ),
+            reason: no_lifecycle(&cluster),
         },
     };
+    let mut family_retention = Vec::new();
+    for &(family, days) in &config.family_retention_days {
+        let id = family_policy_id(prefix, family);
+        // Kept for good, and nothing would delete it anyway: no shared ISM policy to
+        // override (ILM: the family's template names no policy).
+        let nothing_deletes = days == 0 && (config.retention_days == 0 || retention_kind != Some("ism"));
+        let done = match retention_kind {
+            _ if nothing_deletes => Retention::Disabled,
+            Some("ism") => Retention::Installed {
+                kind: "ism",
+                change: put_ism_policy(&client, &id, &family_ism_policy(prefix, family, days, config)).await?,
+                policy: id,
+            },
+            Some(_) => Retention::Installed {
+                kind: "ilm",
+                change: put_ilm_policy(&client, &id, &ilm_policy_days(days, config.warm_after_days)).await?,
+                policy: id,
+            },
+            None => Retention::Unsupported {
+                reason: no_lifecycle(&cluster),
+            },
+        };
+        family_retention.push((family.to_owned(), done));
+    }
     let dashboards_objects = match &config.dashboards {
         Some(base) => Some(import_dashboards(os, base, prefix, timeout).await?),
         None => None,
@@ -319,6 +361,7 @@ pub async fn run(os: &OpenSearch, prefix: &str, config: &SetupConfig, timeout: D
         cluster,
         templates,
         retention,
+        family_retention,
         dashboards_objects,
         skipped: Vec::new(),
     })
@@ -376,6 +419,14 @@ async fn run_serverless(client: &Client<'_>, prefix: &str, config: &SetupConfig)
         retention: Retention::Unsupported {
             reason: SERVERLESS_RETENTION.into(),
         },
+        family_retention: config
+            .family_retention_days
+            .iter()
+            .map(|(family, _)| {
+                let reason = SERVERLESS_RETENTION.into();
+                ((*family).to_owned(), Retention::Unsupported { reason })
+            })
+            .collect(),
         dashboards_objects: None,
         skipped,
     })
@@ -409,6 +460,14 @@ async fn detect(client: &Client<'_>) -> Cluster {
             flavor: Flavor::Disabled,
         },
     }
+}
+
+/// Why no retention policy can be installed on `cluster`.
+fn no_lifecycle(cluster: &Cluster) -> String {
+    format!(
+        "{} {} has no Index State Management or Index Lifecycle Management",
+        cluster.distribution, cluster.version
+    )
 }
 
 /// `Some("ism")`, `Some("ilm")` or `None`, by asking for the plugin's own status endpoint.
@@ -531,17 +590,35 @@ async fn put_template(client: &Client<'_>, name: &str, mut body: Value, ours: &[
 /// in the index template: the `policy_id` index setting is deprecated, and on a cluster
 /// without ISM it would make every index creation fail.
 pub fn ism_policy(prefix: &str, config: &SetupConfig) -> Value {
+    ism_body(
+        &format!("{prefix}-*"),
+        config.retention_days,
+        config.warm_after_days,
+        100,
+    )
+}
+
+/// The ISM policy of a family with a retention of its own: like [`ism_policy`] for
+/// `<prefix>-<family>-*` after `days` (`0`: kept, never deleted), at a higher `ism_template`
+/// priority, so a new family index gets it rather than the shared one.
+pub fn family_ism_policy(prefix: &str, family: &str, days: u32, config: &SetupConfig) -> Value {
+    ism_body(&format!("{prefix}-{family}-*"), days, config.warm_after_days, 200)
+}
+
+fn ism_body(pattern: &str, days: u32, warm_after_days: Option<u32>, priority: u32) -> Value {
     let delete = json!({"name": "delete", "actions": [{"delete": {}}], "transitions": []});
     let after = |days: u32| json!({"min_index_age": format!("{days}d")});
-    let states = match config.warm_after_days {
-        Some(warm) if warm < config.retention_days => json!([
+    let states = match warm_after_days {
+        // Kept until deleted by hand: one state, nothing to move to.
+        _ if days == 0 => json!([{"name": "hot", "actions": [], "transitions": []}]),
+        Some(warm) if warm < days => json!([
             {"name": "hot", "actions": [], "transitions": [{"state_name": "warm", "conditions": after(warm)}]},
             {"name": "warm", "actions": [{"warm_migration": {}}],
-             "transitions": [{"state_name": "delete", "conditions": after(config.retention_days)}]},
+             "transitions": [{"state_name": "delete", "conditions": after(days)}]},
             delete
         ]),
         _ => json!([
-            {"name": "hot", "actions": [], "transitions": [{"state_name": "delete", "conditions": after(config.retention_days)}]},
+            {"name": "hot", "actions": [], "transitions": [{"state_name": "delete", "conditions": after(days)}]},
             delete
         ]),
     };
@@ -549,25 +626,25 @@ pub fn ism_policy(prefix: &str, config: &SetupConfig) -> Value {
         "policy": {
             "default_state": "hot",
             "states": states,
-            "ism_template": [{"index_patterns": [format!("{prefix}-*")], "priority": 100}]
+            "ism_template": [{"index_patterns": [pattern], "priority": priority}]
         }
     });
-    let description = format!(
-        "cwl-indexer: delete {prefix}-* indices {} days after creation{}",
-        config.retention_days,
-        config
-            .warm_after_days
-            .map_or(String::new(), |w| format!(", UltraWarm after {w} days"))
-    );
+    let description = if days == 0 {
+        format!("cwl-indexer: keep {pattern} indices until deleted by hand")
+    } else {
+        format!(
+            "cwl-indexer: delete {pattern} indices {days} days after creation{}",
+            warm_after_days.map_or(String::new(), |w| format!(", UltraWarm after {w} days"))
+        )
+    };
     let print = fingerprint(&policy);
     policy["policy"]["description"] = json!(format!("{description} [{print}]"));
     policy
 }
 
-async fn put_ism_policy(client: &Client<'_>, prefix: &str, config: &SetupConfig) -> Result<Change, SetupError> {
-    let body = ism_policy(prefix, config);
-    let path = format!("_plugins/_ism/policies/{}", policy_id(prefix));
-    let what = format!("ISM policy {}", policy_id(prefix));
+async fn put_ism_policy(client: &Client<'_>, id: &str, body: &Value) -> Result<Change, SetupError> {
+    let path = format!("_plugins/_ism/policies/{id}");
+    let what = format!("ISM policy {id}");
     let (status, current) = client.call(&what, Method::GET, &path, None).await?;
     if status == 200 {
         if current["policy"]["description"] == body["policy"]["description"] {
@@ -579,19 +656,24 @@ async fn put_ism_policy(client: &Client<'_>, prefix: &str, config: &SetupConfig)
             current["_seq_no"].as_u64().unwrap_or(0),
             current["_primary_term"].as_u64().unwrap_or(0)
         );
-        client.expect_ok(&what, Method::PUT, &update, Some(&body)).await?;
+        client.expect_ok(&what, Method::PUT, &update, Some(body)).await?;
         return Ok(Change::Updated);
     }
-    client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
+    client.expect_ok(&what, Method::PUT, &path, Some(body)).await?;
     Ok(Change::Created)
 }
 
 /// The ILM policy, for Elasticsearch with its default distribution.
 pub fn ilm_policy(config: &SetupConfig) -> Value {
+    ilm_policy_days(config.retention_days, config.warm_after_days)
+}
+
+/// The ILM policy deleting after `days` (a family's own retention), warm after `warm_after_days`.
+pub fn ilm_policy_days(days: u32, warm_after_days: Option<u32>) -> Value {
     let mut phases = json!({
-        "delete": {"min_age": format!("{}d", config.retention_days), "actions": {"delete": {}}}
+        "delete": {"min_age": format!("{days}d"), "actions": {"delete": {}}}
     });
-    if let Some(warm) = config.warm_after_days.filter(|w| *w < config.retention_days) {
+    if let Some(warm) = warm_after_days.filter(|w| *w < days) {
         phases["warm"] = json!({"min_age": format!("{warm}d"), "actions": {}});
     }
     let mut policy = json!({"policy": {"phases": phases}});
@@ -600,16 +682,14 @@ pub fn ilm_policy(config: &SetupConfig) -> Value {
     policy
 }
 
-async fn put_ilm_policy(client: &Client<'_>, prefix: &str, config: &SetupConfig) -> Result<Change, SetupError> {
-    let body = ilm_policy(config);
-    let id = policy_id(prefix);
+async fn put_ilm_policy(client: &Client<'_>, id: &str, body: &Value) -> Result<Change, SetupError> {
     let path = format!("_ilm/policy/{id}");
     let what = format!("ILM policy {id}");
     let (status, current) = client.call(&what, Method::GET, &path, None).await?;
-    if status == 200 && current[&id]["policy"]["_meta"]["fingerprint"] == body["policy"]["_meta"]["fingerprint"] {
+    if status == 200 && current[id]["policy"]["_meta"]["fingerprint"] == body["policy"]["_meta"]["fingerprint"] {
         return Ok(Change::Unchanged);
     }
-    client.expect_ok(&what, Method::PUT, &path, Some(&body)).await?;
+    client.expect_ok(&what, Method::PUT, &path, Some(body)).await?;
     Ok(written(status))
 }
 
@@ -666,6 +746,94 @@ mod tests {
     }
 
     #[test]
+    fn a_family_with_its_own_retention_gets_its_own_policy_over_the_shared_one() {
+        let mut c = config(90, Some(30));
+        c.family_retention_days = vec![("vpcflow", 14), ("guardduty", 400), ("waf", 0)];
+        // ISM: the family's pattern at a higher priority than the shared `<prefix>-*`.
+        let flow = family_ism_policy("cwl", "vpcflow", 14, &c);
+        assert_eq!(
+            flow["policy"]["ism_template"][0]["index_patterns"],
+            json!(["cwl-vpcflow-*"])
+        );
+        assert!(
+            flow["policy"]["ism_template"][0]["priority"].as_u64()
+                > ism_policy("cwl", &c)["policy"]["ism_template"][0]["priority"].as_u64()
+        );
+        let states = flow["policy"]["states"].as_array().unwrap();
+        assert_eq!(states.len(), 2, "no warm phase after the deletion: {states:?}");
+        assert_eq!(states[0]["transitions"][0]["conditions"]["min_index_age"], "14d");
+        let gd = family_ism_policy("cwl", "guardduty", 400, &c);
+        assert_eq!(
+            gd["policy"]["states"][1]["transitions"][0]["conditions"]["min_index_age"],
+            "400d"
+        );
+        // `0`: a policy that keeps, so the shared one cannot delete the family's indices.
+        let kept = family_ism_policy("cwl", "waf", 0, &c);
+        assert_eq!(
+            kept["policy"]["states"],
+            json!([{"name": "hot", "actions": [], "transitions": []}])
+        );
+        assert!(
+            kept["policy"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("until deleted by hand")
+        );
+        assert_ne!(
+            family_ism_policy("cwl", "vpcflow", 14, &c)["policy"]["description"],
+            family_ism_policy("cwl", "vpcflow", 15, &c)["policy"]["description"]
+        );
+        // ILM: each family's template names its own policy, none, or the shared one.
+        assert_eq!(
+            ["vpcflow", "guardduty", "resolver", "waf"].map(|f| family_ilm_policy("cwl", f, &c)),
+            [
+                Some("cwl-indexer-cwl-vpcflow-retention".to_owned()),
+                Some("cwl-indexer-cwl-guardduty-retention".to_owned()),
+                Some(policy_id("cwl")),
+                None
+            ]
+        );
+        c.retention_days = 0;
+        assert_eq!(family_ilm_policy("cwl", "resolver", &c), None, "RETENTION_DAYS=0");
+        assert_eq!(
+            ilm_policy_days(14, Some(30))["policy"]["phases"]["delete"]["min_age"],
+            "14d"
+        );
+        assert!(ilm_policy_days(14, Some(30))["policy"]["phases"].get("warm").is_none());
+        let lifecycle = |f: &str| family_ilm_policy("cwl", f, &c);
+        let templates = template::family_templates_with("cwl", None, &lifecycle);
+        let names: Vec<Option<&str>> = templates
+            .iter()
+            .map(|(_, t)| t["template"]["settings"]["index.lifecycle.name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some("cwl-indexer-cwl-vpcflow-retention"),
+                Some("cwl-indexer-cwl-guardduty-retention"),
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn the_families_with_a_retention_variable_are_the_indexed_families() {
+        let configured: Vec<String> = crate::config::FAMILY_RETENTION_VARS
+            .iter()
+            .map(|(family, var)| {
+                assert_eq!(*var, format!("{}_RETENTION_DAYS", family.to_ascii_uppercase()));
+                template::template_name("cwl") + "-" + family
+            })
+            .collect();
+        let indexed: Vec<String> = template::family_templates("cwl", None, None)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(configured, indexed);
+    }
+
+    #[test]
     fn saved_objects_follow_the_prefix() {
         let objects = saved_objects("audit");
         assert_eq!(
@@ -678,6 +846,8 @@ mod tests {
         );
         assert_eq!(objects.matches(r#""title":"audit-vpcflow-*""#).count(), 1);
         assert_eq!(objects.matches(r#""title":"audit-guardduty-*""#).count(), 1);
+        assert_eq!(objects.matches(r#""title":"audit-resolver-*""#).count(), 1);
+        assert_eq!(objects.matches(r#""title":"audit-waf-*""#).count(), 1);
         assert!(!objects.contains(r#""title":"cwl-"#), "every pattern retargeted");
         for line in objects.lines() {
             serde_json::from_str::<Value>(line).unwrap();

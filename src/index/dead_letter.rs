@@ -135,6 +135,11 @@ mod tests {
         assert_eq!(lines[1]["@log_group"], "g");
         assert_eq!(lines[1]["timestamp"], 7);
         assert_eq!(dead_letter_index("cwl", "other"), "cwl-deadletter-unknown");
+        // A log type family's dead letters keep the family in their index name.
+        assert_eq!(
+            dead_letter_index("cwl", "cwl-vpcflow-2024.05.06"),
+            "cwl-deadletter-vpcflow-2024.05.06"
+        );
 
         // A time-series collection's document has no `_id`, and neither has its dead letter.
         let text = write(&Failure { id: None, ..failure });

@@ -46,6 +46,14 @@ pub struct EventMeta<'a> {
     pub with_id: bool,
 }
 
+impl EventMeta<'_> {
+    /// The record's own time, or (none, or unreadable) the log event's: what dates a document
+    /// and names its daily index.
+    pub fn time_or_logged(&self, record_time: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        record_time.unwrap_or_else(|| time_from_millis(self.timestamp_ms))
+    }
+}
+
 /// What the GeoIP databases say about an address, for `source.geo`/`source.as` (and
 /// `destination.*` in flows), from a [`crate::signals::Geo`] of a public address
 /// (`index::document` looks private ones up not at all).
@@ -156,6 +164,60 @@ pub fn write_origin(doc: &mut Obj<'_>, meta: &EventMeta<'_>, time: &DateTime<Utc
     doc.str("@log_group", meta.log_group);
     doc.str("@log_stream", meta.log_stream);
     doc.opt_str("@message", message);
+}
+
+/// Opens one family item: the action line ([`write_action`], `create` under `id`), then the
+/// document with the fields every family document opens with ([`write_origin`]). The writer
+/// adds its own fields to the document returned; dropping it ends the line.
+pub fn open_item<'o>(
+    out: &'o mut Vec<u8>,
+    prefix: &str,
+    family: &str,
+    meta: &EventMeta<'_>,
+    id: &str,
+    time: &DateTime<Utc>,
+    message: Option<&str>,
+) -> Obj<'o> {
+    write_action(out, meta, prefix, family, time, id);
+    let mut doc = Obj::document(out);
+    write_origin(&mut doc, meta, time, message);
+    doc
+}
+
+/// Opens the document's `event` object with ECS `event.kind` and the family's
+/// `event.dataset`, and `event.category` when given; the writer adds the rest.
+pub fn event<'d>(doc: &'d mut Obj<'_>, kind: &str, dataset: &str, category: Option<&str>) -> Obj<'d> {
+    let mut event = doc.child("event");
+    event.str("kind", kind);
+    event.str("dataset", dataset);
+    if let Some(category) = category {
+        event.strs("category", [category]);
+    }
+    event
+}
+
+/// Writes `ip` as `obj`'s `ip`, with the facts `geo` has for it (`geo`, `as`).
+pub fn ip_with_geo(obj: &mut Obj<'_>, ip: &IpAddr, geo: Option<GeoLookup<'_>>) {
+    obj.ip("ip", ip);
+    if let Some(facts) = geo.and_then(|lookup| lookup(*ip)) {
+        obj.geo_facts(&facts);
+    }
+}
+
+/// An address read leniently, as [`ip_with_geo`] writes it; a value of another shape goes to
+/// `@unindexed` under `path`.
+pub fn lenient_ip_with_geo<'f>(
+    obj: &mut Obj<'_>,
+    kept: &mut Unindexed<'f>,
+    path: &'static str,
+    l: &'f Lenient<'_, IpAddr>,
+    geo: Option<GeoLookup<'_>>,
+) {
+    match l {
+        Lenient::Value(ip) => ip_with_geo(obj, ip, geo),
+        Lenient::Invalid(raw) => kept.json(path, raw),
+        Lenient::Absent => {}
+    }
 }
 
 /// A JSON object written straight into the buffer. A nested object is opened eagerly and
@@ -610,6 +672,28 @@ pub fn family_template(
 #[cfg(test)]
 pub mod testing {
     use super::*;
+
+    /// The text of `fixtures/<path>`; a missing fixture panics naming it.
+    pub fn fixture(path: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The one item `write` appends, split ([`split_item`]) and its document checked against
+    /// the family's `fields` and `free` prefixes ([`check_document`]): (action, document).
+    pub fn checked_item(
+        write: impl FnOnce(&mut Vec<u8>),
+        fields: &[(&str, FieldType)],
+        free: &[&str],
+    ) -> (Value, Value) {
+        let mut out = Vec::new();
+        write(&mut out);
+        let (action, doc) = split_item(&out);
+        check_document(&doc, fields, free).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        (action, doc)
+    }
 
     /// Splits one bulk item into its action and document, checking it is exactly two lines, each
     /// ended with `\n` as NDJSON requires (the next item starts right after).

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, date, kw};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Unindexed, date, kw};
 use crate::ingest::guardduty::{self, Finding, FindingError, FindingType, Lenient, SeverityLabel};
 
 /// The family's part of index names: `<prefix>-guardduty-YYYY.MM.DD`.
@@ -150,30 +150,23 @@ pub fn write_finding_item(
     let f = match parsed {
         Ok(f) => f,
         Err(e) => {
-            let time = family::time_from_millis(meta.timestamp_ms);
-            family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
-            let mut doc = Obj::document(out);
-            family::write_origin(&mut doc, meta, &time, Some(message));
+            let time = meta.time_or_logged(None);
+            let mut doc = family::open_item(out, prefix, FAMILY, meta, meta.doc_id, &time, Some(message));
             doc.str("@parse_error", &e.to_string());
             doc.child("event").str("dataset", DATASET);
             return FindingOutcome::Invalid;
         }
     };
     let updated = time_of(&f.updated_at);
-    let time = updated.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
+    let time = meta.time_or_logged(updated);
     let doc_id = f.doc_id();
     let doc_id = doc_id.as_deref().unwrap_or(meta.doc_id);
-    family::write_action(out, meta, prefix, FAMILY, &time, doc_id);
-
     let mut kept = Unindexed::default();
     let label = f.label();
     let first_actor = f.service.actors.first();
-    let mut doc = Obj::document(out);
-    family::write_origin(&mut doc, meta, &time, Some(message));
+    let mut doc = family::open_item(out, prefix, FAMILY, meta, doc_id, &time, Some(message));
     {
-        let mut event = doc.child("event");
-        event.str("kind", "alert");
-        event.str("dataset", DATASET);
+        let mut event = family::event(&mut doc, "alert", DATASET, None);
         if let (Some(_), Some(s)) = (label, f.severity.value()) {
             // ECS `event.severity` is a long: the floor keeps each value in its band's range.
             event.num("severity", s.floor() as i64);
@@ -422,11 +415,7 @@ pub fn write_finding_item(
         }
     }
     if let Some(a) = first_actor {
-        let mut source = doc.child("source");
-        source.ip("ip", &a.ip);
-        if let Some(facts) = geo.and_then(|lookup| lookup(a.ip)) {
-            source.geo_facts(&facts);
-        }
+        family::ip_with_geo(&mut doc.child("source"), &a.ip, geo);
     }
     {
         let ips: Vec<IpAddr> = f.service.actors.iter().map(|a| a.ip).collect();
@@ -485,19 +474,15 @@ mod tests {
     };
 
     fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/guardduty")
-            .join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        crate::index::family::testing::fixture(&format!("guardduty/{name}"))
     }
 
     fn item(message: &str, geo: Option<GeoLookup<'_>>) -> (FindingOutcome, Value, Value) {
         let parsed = guardduty::parse(message).expect("a finding");
-        let mut out = Vec::new();
-        let outcome = write_finding_item(&mut out, "cwl", &META, message, &parsed, geo);
-        let (action, doc) = split_item(&out);
-        check_document(&doc, GUARDDUTY_FIELDS, &[]).unwrap_or_else(|e| panic!("{e}: {doc}"));
-        (outcome, action, doc)
+        let mut outcome = None;
+        let write = |out: &mut Vec<u8>| outcome = Some(write_finding_item(out, "cwl", &META, message, &parsed, geo));
+        let (action, doc) = crate::index::family::testing::checked_item(write, GUARDDUTY_FIELDS, &[]);
+        (outcome.expect("written"), action, doc)
     }
 
     #[test]

@@ -34,5 +34,5 @@ pub use repair::push_repaired;
 pub use template::{
     COMPONENTS, Composed, Flavor, TEMPLATE_VERSION, component_name, composed_templates, deadletter_prefix,
     deadletter_template, deadletter_template_name, document_patterns, document_template, family_templates,
-    template_name,
+    family_templates_with, template_name,
 };

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, kw};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Unindexed, kw};
 use crate::ingest::lenient::{Lenient, text_of};
 use crate::ingest::resolver::ResolverQuery;
 
@@ -69,26 +69,20 @@ pub fn write_resolver_item(
     keep_message: bool,
     geo: Option<GeoLookup<'_>>,
 ) {
-    let time = q
-        .query_timestamp
-        .as_ref()
-        .and_then(|t| crate::ingest::parse_event_time(t))
-        .unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
+    let time = meta.time_or_logged(
+        q.query_timestamp
+            .as_ref()
+            .and_then(|t| crate::ingest::parse_event_time(t)),
+    );
+    let message = keep_message.then_some(message);
     let mut kept = Unindexed::default();
-    let mut doc = Obj::document(out);
-    family::write_origin(&mut doc, meta, &time, keep_message.then_some(message));
+    let mut doc = family::open_item(out, prefix, FAMILY, meta, meta.doc_id, &time, message);
     if let Lenient::Value(t) = &q.query_timestamp
         && crate::ingest::parse_event_time(t).is_none()
     {
         kept.text("@timestamp", t);
     }
-    {
-        let mut event = doc.child("event");
-        event.str("kind", "event");
-        event.str("dataset", DATASET);
-        event.strs("category", ["network"]);
-    }
+    family::event(&mut doc, "event", DATASET, Some("network"));
     // Addresses of A and AAAA answers; other answers' data is a name.
     let mut resolved: Vec<IpAddr> = Vec::new();
     {
@@ -120,16 +114,7 @@ pub fn write_resolver_item(
     }
     {
         let mut source = doc.child("source");
-        match &q.srcaddr {
-            Lenient::Value(ip) => {
-                source.ip("ip", ip);
-                if let Some(facts) = geo.and_then(|lookup| lookup(*ip)) {
-                    source.geo_facts(&facts);
-                }
-            }
-            Lenient::Invalid(raw) => kept.json("source.ip", raw),
-            Lenient::Absent => {}
-        }
+        family::lenient_ip_with_geo(&mut source, &mut kept, "source.ip", &q.srcaddr, geo);
         match &q.srcport {
             Lenient::Value(port) => source.num("port", port),
             Lenient::Invalid(raw) => kept.json("source.port", raw),
@@ -212,7 +197,7 @@ pub fn write_resolver_item(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::family::testing::{check_document, check_table, split_item};
+    use crate::index::family::testing::{check_document, check_table, checked_item, split_item};
     use crate::ingest::resolver;
     use proptest::prelude::*;
     use serde_json::json;
@@ -229,18 +214,12 @@ mod tests {
 
     fn item(message: &str) -> (Value, Value) {
         let q = resolver::parse(message).expect("a query");
-        let mut out = Vec::new();
-        write_resolver_item(&mut out, "cwl", &META, message, &q, false, None);
-        let (action, doc) = split_item(&out);
-        check_document(&doc, RESOLVER_FIELDS, &[]).unwrap_or_else(|e| panic!("{e}: {doc}"));
-        (action, doc)
+        let write = |out: &mut Vec<u8>| write_resolver_item(out, "cwl", &META, message, &q, false, None);
+        checked_item(write, RESOLVER_FIELDS, &[])
     }
 
     fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/resolver")
-            .join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        crate::index::family::testing::fixture(&format!("resolver/{name}"))
     }
 
     #[test]

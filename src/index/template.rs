@@ -269,25 +269,31 @@ pub fn document_patterns(prefix: &str) -> Vec<String> {
 /// The log type families' templates, `(name, body)`: one per family, each built from its
 /// writer's field table (`<prefix>-vpcflow-*`, `-guardduty-*`, `-resolver-*`, `-waf-*`).
 pub fn family_templates(prefix: &str, replicas: Option<u32>, lifecycle: Option<&str>) -> Vec<(String, Value)> {
+    family_templates_with(prefix, replicas, &|_| lifecycle.map(str::to_owned))
+}
+
+/// Like [`family_templates`], each family's ILM policy given by `lifecycle` (a family with a
+/// retention of its own names its own policy, or none).
+pub fn family_templates_with(
+    prefix: &str,
+    replicas: Option<u32>,
+    lifecycle: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, Value)> {
     use super::{guardduty_doc, resolver_doc, vpcflow_doc, waf_doc};
-    [
-        (
-            vpcflow_doc::FAMILY,
-            vpcflow_doc::vpcflow_template(prefix, replicas, lifecycle),
-        ),
-        (
-            guardduty_doc::FAMILY,
-            guardduty_doc::guardduty_template(prefix, replicas, lifecycle),
-        ),
-        (
-            resolver_doc::FAMILY,
-            resolver_doc::resolver_template(prefix, replicas, lifecycle),
-        ),
-        (waf_doc::FAMILY, waf_doc::waf_template(prefix, replicas, lifecycle)),
-    ]
-    .into_iter()
-    .map(|(family, body)| (super::family::template_name(prefix, family), body))
-    .collect()
+    type Build = fn(&str, Option<u32>, Option<&str>) -> Value;
+    let families: [(&str, Build); 4] = [
+        (vpcflow_doc::FAMILY, vpcflow_doc::vpcflow_template),
+        (guardduty_doc::FAMILY, guardduty_doc::guardduty_template),
+        (resolver_doc::FAMILY, resolver_doc::resolver_template),
+        (waf_doc::FAMILY, waf_doc::waf_template),
+    ];
+    families
+        .into_iter()
+        .map(|(family, build)| {
+            let body = build(prefix, replicas, lifecycle(family).as_deref());
+            (super::family::template_name(prefix, family), body)
+        })
+        .collect()
 }
 
 /// The composable index template for the daily indices [`document_patterns`] names, with

@@ -186,33 +186,21 @@ pub fn write_flow_item(
 ) -> FlowOutcome {
     let record = parsed.as_ref().ok();
     let start = record.and_then(|r| r.start.value()).and_then(family::time_from_seconds);
-    let time = start.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
-
-    let mut doc = Obj::document(out);
-    family::write_origin(
-        &mut doc,
-        meta,
-        &time,
-        (keep_message || record.is_none()).then_some(message),
-    );
+    let time = meta.time_or_logged(start);
+    let message = (keep_message || record.is_none()).then_some(message);
+    let mut doc = family::open_item(out, prefix, FAMILY, meta, meta.doc_id, &time, message);
     let r = match parsed {
         Ok(r) => r,
         Err(e) => {
             doc.str("@parse_error", &e.to_string());
-            let mut event = doc.child("event");
-            event.str("kind", "event");
-            event.str("dataset", DATASET);
+            family::event(&mut doc, "event", DATASET, None);
             return FlowOutcome::Invalid;
         }
     };
     let mut kept = Unindexed::default();
     let action = r.action_kind();
     {
-        let mut event = doc.child("event");
-        event.str("kind", "event");
-        event.str("dataset", DATASET);
-        event.strs("category", ["network"]);
+        let mut event = family::event(&mut doc, "event", DATASET, Some("network"));
         if let Some(a) = action {
             event.strs("type", ["connection", a.event_type()]);
             event.str("action", a.as_str());
@@ -396,12 +384,11 @@ mod tests {
     };
 
     fn item(format: &FlowFormat, line: &str, keep: bool, geo: Option<GeoLookup<'_>>) -> (FlowOutcome, Value, Value) {
-        let mut out = Vec::new();
         let parsed = format.parse_record(line);
-        let outcome = write_flow_item(&mut out, "cwl", &META, line, &parsed, keep, geo);
-        let (action, doc) = split_item(&out);
-        check_document(&doc, VPCFLOW_FIELDS, &[EXTRA_PREFIX]).unwrap_or_else(|e| panic!("{e}: {doc}"));
-        (outcome, action, doc)
+        let mut outcome = None;
+        let write = |out: &mut Vec<u8>| outcome = Some(write_flow_item(out, "cwl", &META, line, &parsed, keep, geo));
+        let (action, doc) = crate::index::family::testing::checked_item(write, VPCFLOW_FIELDS, &[EXTRA_PREFIX]);
+        (outcome.expect("written"), action, doc)
     }
 
     const SSH: &str = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";

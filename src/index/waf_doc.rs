@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Obj, Unindexed, kw};
+use crate::index::family::{self, EventMeta, FieldType, GeoLookup, Unindexed, kw};
 use crate::ingest::lenient::Lenient;
 use crate::ingest::waf::{WafLog, WebAcl};
 
@@ -74,35 +74,15 @@ pub fn write_waf_item(
     keep_message: bool,
     geo: Option<GeoLookup<'_>>,
 ) {
-    let stamped = w.timestamp.value().map(family::time_from_millis);
-    let time = stamped.unwrap_or_else(|| family::time_from_millis(meta.timestamp_ms));
-    family::write_action(out, meta, prefix, FAMILY, &time, meta.doc_id);
+    let time = meta.time_or_logged(w.timestamp.value().map(family::time_from_millis));
+    let message = keep_message.then_some(message);
     let mut kept = Unindexed::default();
-    let mut doc = Obj::document(out);
-    family::write_origin(&mut doc, meta, &time, keep_message.then_some(message));
+    let mut doc = family::open_item(out, prefix, FAMILY, meta, meta.doc_id, &time, message);
     if let Lenient::Invalid(raw) = &w.timestamp {
         kept.json("@timestamp", raw);
     }
-    {
-        let mut event = doc.child("event");
-        event.str("kind", "event");
-        event.str("dataset", DATASET);
-        event.strs("category", ["web"]);
-        event.str("action", &w.action.to_ascii_lowercase());
-    }
-    {
-        let mut source = doc.child("source");
-        match &w.client_ip {
-            Lenient::Value(ip) => {
-                source.ip("ip", ip);
-                if let Some(facts) = geo.and_then(|lookup| lookup(*ip)) {
-                    source.geo_facts(&facts);
-                }
-            }
-            Lenient::Invalid(raw) => kept.json("source.ip", raw),
-            Lenient::Absent => {}
-        }
-    }
+    family::event(&mut doc, "event", DATASET, Some("web")).str("action", &w.action.to_ascii_lowercase());
+    family::lenient_ip_with_geo(&mut doc.child("source"), &mut kept, "source.ip", &w.client_ip, geo);
     {
         let mut url = doc.child("url");
         kw(&mut url, &mut kept, "path", "url.path", &w.uri);
@@ -218,7 +198,7 @@ pub fn write_waf_item(
 mod tests {
     use super::*;
     use crate::index::family::GeoFacts;
-    use crate::index::family::testing::{check_document, check_table, split_item};
+    use crate::index::family::testing::{check_document, check_table, checked_item, fixture, split_item};
     use crate::ingest::waf;
     use proptest::prelude::*;
     use serde_json::json;
@@ -236,19 +216,13 @@ mod tests {
 
     fn item(message: &str, geo: Option<GeoLookup<'_>>) -> (Value, Value) {
         let w = waf::parse(message).expect("a WAF log");
-        let mut out = Vec::new();
-        write_waf_item(&mut out, "cwl", &META, message, &w, false, geo);
-        let (action, doc) = split_item(&out);
-        check_document(&doc, WAF_FIELDS, &[]).unwrap_or_else(|e| panic!("{e}: {doc}"));
-        (action, doc)
+        let write = |out: &mut Vec<u8>| write_waf_item(out, "cwl", &META, message, &w, false, geo);
+        checked_item(write, WAF_FIELDS, &[])
     }
 
     fn lines(name: &str) -> Vec<String> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/waf")
-            .join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        text.lines()
+        fixture(&format!("waf/{name}"))
+            .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_owned)
             .collect()

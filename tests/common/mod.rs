@@ -96,6 +96,20 @@ pub async fn expected_ids(prefix: &str, event: &CloudWatchLogsEvent) -> std::col
         .collect()
 }
 
+/// The delivery invariant: the (index, `_id`)s found (documents in their indices, and the
+/// originals of the dead letters) are `expected`, each exactly once.
+pub fn assert_each_once(found: Vec<(String, String)>, expected: &std::collections::BTreeSet<(String, String)>) {
+    let mut seen = found;
+    seen.sort();
+    let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(
+        seen.len(),
+        unique.len(),
+        "no duplicates across indices and dead letters"
+    );
+    assert_eq!(&unique, expected, "nothing lost");
+}
+
 /// Splits NDJSON into (action, document) pairs, asserting every line is JSON.
 pub fn pairs(ndjson: &[u8]) -> Vec<(Value, Value)> {
     let text = std::str::from_utf8(ndjson).expect("bulk body is UTF-8");

@@ -86,6 +86,17 @@ pub fn unique_prefix(name: &str) -> String {
     format!("it-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Creates `index` (no replicas) with writes blocked: a real refusal of every document sent
+/// to it (`cluster_block_exception`).
+pub async fn create_write_blocked(index: &str) {
+    call(
+        reqwest::Method::PUT,
+        index,
+        Some(json!({"settings": {"index.number_of_replicas": 0, "index.blocks.write": true}})),
+    )
+    .await;
+}
+
 /// Sends a JSON request straight to the node (not through the code under test).
 pub async fn call(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
