@@ -18,8 +18,9 @@ const NO_DOC_VALUES: &[&str] = &["@id", "eventID", "requestID", "sharedEventID"]
 
 /// The daily indices' sort order (`index.sort.field`, all ascending): a service's calls
 /// grouped by caller, then action, then time. Neighbouring documents then share most of
-/// their bytes, so the stored fields and doc values compress better: 33 B per document on
-/// the shared batches (BENCHMARKS.md "Cluster cost", levers), at no measurable indexing cost.
+/// their bytes, so the stored fields compress better the more the traffic repeats: 33 B per
+/// document on the benchmark's batches, none on distinct records (BENCHMARKS.md "Cluster
+/// cost", storage levers), at no measurable indexing cost.
 /// Every field is a single-valued keyword (or date) with doc values in every flavor.
 pub const INDEX_SORT: [&str; 4] = ["eventSource", "userIdentity.arn", "eventName", "@timestamp"];
 
