@@ -27,6 +27,13 @@ event.outcome and user.name, into a template with their mappings and the ECS and
 aliases of notes/security-analytics-fields.md; installing that template proves the alias set is valid)
 and `ours-projected-lean` (the same with the promoted copies left out of `_source`, as `@json` is).
 
+--levers adds our documents into variants of the installed template, one storage lever each, to
+measure what it buys (BENCHMARKS.md "Cluster cost", levers): the template as the node composes it
+(`_simulate_index`), changed as LEVERS says, under a pattern of its own (priority 150). The workload
+repeats each record about 3 times (the 1,557 records cycled, new ids and times), which a sort that puts
+the copies side by side rewards more than real traffic would: `distinct` and `distinct-no-sort` are
+the first copy of each record only (1,345 documents), shipped template and unsorted.
+
 Writes target/bench/cluster-cost.json and prints the markdown table. Targets (issue 15): ours
 <= 750 B/doc with promoted fields and aliases; ours' indexing time <= 0.25x the console's, same run.
 """
@@ -239,6 +246,91 @@ class Projection:
         return t
 
 
+# ---------------------------------------------------------------------------------------------
+# Levers: one storage change each to the installed template, measured against it.
+
+def _field(template, path):
+    node = {"properties": template["mappings"]["properties"]}
+    for part in path.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def _sort(fields):
+    def edit(t):
+        index = t["settings"]["index"]
+        if fields:
+            index["sort"] = {"field": fields, "order": ["asc"] * len(fields)}
+        else:
+            index.pop("sort", None)
+    return edit
+
+
+def _set(paths, **mapping):
+    def edit(t):
+        for p in paths:
+            _field(t, p).update(mapping)
+    return edit
+
+
+def _caller_fields(t):
+    """The caller's keywords but the sort field userIdentity.arn (a sort field needs doc values)."""
+    ui = _field(t, "userIdentity")["properties"]
+    return [f"userIdentity.{k}" for k, f in ui.items() if f.get("type") == "keyword" and k != "arn"] + ["userAgent", "sourceIPAddress"]
+
+
+LEVERS = [
+    # (name, what it changes, edit of the composed template)
+    ("lever-no-sort", "no index sort (the template before it)", _sort(None)),
+    ("lever-sort-source-name", "index sort on eventSource, eventName only", _sort(["eventSource", "eventName"])),
+    ("lever-codec-default", "index.codec default (LZ4) instead of best_compression",
+     lambda t: t["settings"]["index"].update({"codec": "default"})),
+    ("lever-errormessage-docs", "errorMessage index_options docs (no positions)", _set(["errorMessage"], index_options="docs")),
+    ("lever-ids-unindexed", "@id and requestID index: false", _set(["@id", "requestID"], index=False)),
+    ("lever-caller-no-doc-values", "doc_values: false on the userIdentity keywords (but arn), userAgent, sourceIPAddress",
+     lambda t: _set(_caller_fields(t), doc_values=False)(t)),
+    ("lever-promoted-out-of-source", "promoted copies (aws.*) out of _source",
+     lambda t: t["mappings"]["_source"]["excludes"].extend(["aws", "aws.*"])),
+    ("lever-aed-unindexed", "additionalEventData unindexed (enabled: false)",
+     lambda t: _field(t, "additionalEventData").clear() or _field(t, "additionalEventData").update(type="object", enabled=False)),
+]
+
+
+def distinct(bodies):
+    """The first document of each record: ours without the copies the workload's cycling makes
+    (equal but for their ids and times)."""
+    seen, out = set(), []
+    for body in bodies:
+        lines, keep = body.split(b"\n"), []
+        for i in range(0, len(lines) - 1, 2):
+            doc = json.loads(lines[i + 1])
+            for k in ("@id", "@timestamp", "eventID", "eventTime", "requestID", "sharedEventID"):
+                doc.pop(k, None)
+            key = json.dumps(doc, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                keep += [lines[i], lines[i + 1]]
+        out.append(b"\n".join(keep) + b"\n")
+    return out
+
+
+def lever_variants(node, ours):
+    composed = node.call("POST", f"/_index_template/_simulate_index/{PREFIX}-2026.01.01")["template"]
+    composed.pop("aliases", None)
+    out = []
+    for name, _, edit in LEVERS:
+        t = copy.deepcopy(composed)
+        edit(t)
+        prefix = PREFIX.replace("-", "") + name.replace("-", "")
+        node.call("PUT", f"/_index_template/{prefix}", {"index_patterns": [f"{prefix}-*"], "priority": 150, "template": t})
+        out.append((name, f"{prefix}-*", retarget(ours, prefix)))
+    few = distinct(ours)
+    out.append(("distinct", f"{PREFIX}-2*", few))
+    nosort = PREFIX.replace("-", "") + LEVERS[0][0].replace("-", "")
+    out.append(("distinct-no-sort", f"{nosort}-*", retarget(few, nosort)))
+    return out
+
+
 def _flatten(v):
     if isinstance(v, list):
         for x in v:
@@ -333,6 +425,18 @@ def table(result):
                      f"| {'**met**' if ok_b else '**missed**'} |")
         lines.append(f"| indexing time ≤ {TARGET_RATIO}× the console's, same run | {n} | {mmm(ratios)}× "
                      f"| {'**met**' if ok_r else '**missed**'} |")
+    levers = [n for n in names if n.startswith("lever-")]
+    if levers:
+        what = {name: text for name, text, _ in LEVERS}
+        lines += ["", "Levers: our documents into the installed template with one change each, same rounds; "
+                  "Δ and time ratio against `ours` in the same round.", "",
+                  "| lever | B/doc | Δ B/doc | indexing time s | time ÷ ours |", "|---|---|---|---|---|"]
+        for n in levers:
+            bpd = [r[n]["store_bytes"] / r[n]["documents"] for r in rounds]
+            delta = [r[n]["store_bytes"] / r[n]["documents"] - r["ours"]["store_bytes"] / r["ours"]["documents"] for r in rounds]
+            ratio = [r[n]["index_wall_ms"] / r["ours"]["index_wall_ms"] for r in rounds]
+            lines.append(f"| {what.get(n, n)} | {mmm(bpd, '{:.0f}')} | {mmm(delta, '{:+.0f}')} "
+                         f"| {mmm([r[n]['index_wall_ms'] / 1000 for r in rounds])} | {mmm(ratio)} |")
     for n in names:
         reasons = rounds[-1][n]["rejected_by_reason"]
         if reasons:
@@ -347,6 +451,7 @@ def main():
     ap.add_argument("--cli", required=True, help="the cwl-indexer binary (only writes the bodies: debug is fine)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--projections", action="store_true", help="also the not-yet-implemented documents of issue 15")
+    ap.add_argument("--levers", action="store_true", help="also our documents under one storage lever each")
     ap.add_argument("--payloads", default=os.path.join(BENCH, "payloads", "e2e"))
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
@@ -382,6 +487,8 @@ def main():
                      ("ours-projected", f"{PREFIX}proj-*", projected),
                      ("ours-projected-lean", f"{PREFIX}lean-*",
                       [b.replace(f'"_index":"{PREFIX}proj-'.encode(), f'"_index":"{PREFIX}lean-'.encode()) for b in projected])]
+    if args.levers:
+        variants += lever_variants(node, ours)
     warm_up(node, variants)
     rounds = []
     try:
@@ -401,6 +508,9 @@ def main():
         if args.projections:
             for t in ("proj", "lean"):
                 node.call("DELETE", f"/_index_template/{PREFIX}{t}", ok=(200, 404))
+        if args.levers:
+            for name, _, _ in LEVERS:
+                node.call("DELETE", f"/_index_template/{PREFIX.replace('-', '')}{name.replace('-', '')}", ok=(200, 404))
     result = {"events": events, "batches": len(files), "variants": [v[0] for v in variants], "rounds": rounds}
     with open(os.path.join(BENCH, "cluster-cost.json"), "w") as f:
         json.dump(result, f, indent=1)

@@ -9,6 +9,7 @@
 #   OPENSEARCH_PORT=9282 scripts/bench-cluster-cost.sh      (BENCH_ROUNDS=3; BENCH_QUICK=1: 1)
 #   CWL_INDEXER=target/debug/cwl-indexer scripts/bench-cluster-cost.sh
 #   CLUSTER_COST_PROJECTIONS=1 scripts/bench-cluster-cost.sh   (also issue 15's projected documents)
+#   CLUSTER_COST_LEVERS=1 scripts/bench-cluster-cost.sh        (also one storage lever at a time)
 #
 # The binary only writes the bulk bodies (`replay --dry-run`), so its build profile does not change the
 # figures: CWL_INDEXER picks one; by default the release CLI is built, as bench-e2e.sh does.
@@ -29,4 +30,5 @@ command -v node >/dev/null || { echo "bench-cluster-cost.sh: node is needed for 
 python3 scripts/bench-payloads.py target/bench/payloads >/dev/null
 args=(--url "$OPENSEARCH_URL" --cli "$cli" --rounds "$rounds")
 [[ -n ${CLUSTER_COST_PROJECTIONS:-} ]] && args+=(--projections)
+[[ -n ${CLUSTER_COST_LEVERS:-} ]] && args+=(--levers)
 python3 scripts/bench-cluster-cost.py "${args[@]}"

@@ -111,6 +111,7 @@ fn assert_setup_requests(requests: &[Recorded]) {
             let body: Value = serde_json::from_slice(&r.decoded()).unwrap();
             let settings = &body["template"]["settings"];
             assert!(settings.get("index.codec").is_none(), "{}: {settings}", r.path);
+            assert!(settings.get("index.sort.field").is_none(), "{}: {settings}", r.path);
             assert!(
                 settings.get("index.number_of_replicas").is_none(),
                 "{}: {settings}",
@@ -313,6 +314,7 @@ async fn setup_reports_every_skip_and_is_idempotent() {
             "ISM/ILM retention policy",
             "index.number_of_replicas (INDEX_REPLICAS)",
             "index.codec",
+            "index.sort.* (sorted daily indices)",
             "Dashboards saved objects import (DASHBOARDS_URL)",
         ]
     );

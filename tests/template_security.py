@@ -1261,8 +1261,6 @@ LEFT_UNSET = {
     "private DNS (its default) makes that same name resolve to it",
     "S3_ENDPOINT_URL": "S3's regional endpoint is right (a gateway endpoint needs no other name); the variable "
     "exists for tests against a local S3 server",
-    "FULL_TEXT_SUBTREES": "its default `auto` asks the cluster: `@json` copies only where neither flat_object "
-    "nor flattened exists; `true` or `false` are for operators who know their cluster",
     "FLOW_LOG_GROUPS": "its default `*flow*` matches the flow-log group the stack creates "
     "(/aws/vpc/flowlogs/<stack>); set it for flow-log groups named otherwise",
     "RULES_FILE": "the retired JSON rule format: config.rs reads it only to refuse it with a message to use "
@@ -1289,6 +1287,21 @@ def test_environment_covers_every_variable_the_function_reads(template):
     assert env["INDEX_REPLICAS"] == {
         "Fn::If": ["UseServerless", "", {"Fn::If": ["ReplicasAuto", {"Fn::If": ["SingleNodeDomain", "0", ""]}, {"Ref": "IndexReplicas"}]}]
     }
+
+
+def test_full_text_subtrees_is_the_deployers_choice(template):
+    """FullTextSubtrees (default auto) reaches FULL_TEXT_SUBTREES, and every value it allows is one
+    src/config.rs accepts (FullText::parse), and the other way round."""
+    _, fn = function(template)
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["FULL_TEXT_SUBTREES"] == {"Ref": "FullTextSubtrees"}
+    assert template["Parameters"]["FullTextSubtrees"]["Default"] == "auto"
+    source = (ROOT / "src" / "config.rs").read_text()
+    parse = re.search(r"impl FullText \{\s*fn parse.*?\n    \}", source, re.S)
+    assert parse, "FullText::parse not found in src/config.rs"
+    accepted = set(re.findall(r'"([a-z]+)" => Some', parse.group(0)))
+    assert accepted == {"auto", "true", "false"}
+    assert set(values_of(template, env["FULL_TEXT_SUBTREES"])) == accepted
 
 
 @pytest.mark.parametrize(

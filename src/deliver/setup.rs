@@ -382,6 +382,10 @@ async fn run_serverless(client: &Client<'_>, prefix: &str, config: &SetupConfig)
         step: "index.codec",
         reason: "OpenSearch Serverless manages storage itself; left out rather than risk a refused template",
     });
+    skipped.push(Skip {
+        step: "index.sort.* (sorted daily indices)",
+        reason: "OpenSearch Serverless manages segments itself; left out rather than risk a refused template",
+    });
     if config.dashboards.is_some() {
         skipped.push(Skip {
             step: "Dashboards saved objects import (DASHBOARDS_URL)",
@@ -391,7 +395,9 @@ async fn run_serverless(client: &Client<'_>, prefix: &str, config: &SetupConfig)
     }
     let serverless_template = |mut body: Value| {
         if let Some(settings) = body["template"]["settings"].as_object_mut() {
-            settings.remove("index.codec");
+            for key in ["index.codec", "index.sort.field", "index.sort.order"] {
+                settings.remove(key);
+            }
         }
         body
     };
